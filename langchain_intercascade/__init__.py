@@ -1,0 +1,65 @@
+"""Interactive LLM cascades for LangChain and LangGraph.
+
+A cheap weak model answers first; a confidence judge accepts its answer or
+defers to a strong model, whose solution is distilled into a reusable strategy
+that later helps the weak model (Inter-Cascade, arXiv 2509.22984).
+"""
+
+from langchain_intercascade.bank import StrategyBank, StrategyRetriever
+from langchain_intercascade.costs import Usage, total_usage
+from langchain_intercascade.graph import (
+    InterCascadeGraph,
+    InterCascadeState,
+    build_intercascade_graph,
+    coerce_input,
+    create_intercascade,
+    last_user_turn,
+    pick_answer,
+    pick_message,
+)
+from langchain_intercascade.judges import (
+    AutoJudge,
+    BaseJudge,
+    Judgement,
+    LogprobJudge,
+    MissingLogprobsError,
+    VerbalizedJudge,
+    as_judge,
+)
+from langchain_intercascade.prompts import CascadePrompts
+from langchain_intercascade.strategies import (
+    RetrievedStrategy,
+    Strategy,
+    StrategyRecord,
+    parse_strategy,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AutoJudge",
+    "BaseJudge",
+    "CascadePrompts",
+    "InterCascadeGraph",
+    "InterCascadeState",
+    "Judgement",
+    "LogprobJudge",
+    "MissingLogprobsError",
+    "RetrievedStrategy",
+    "Strategy",
+    "StrategyBank",
+    "StrategyRecord",
+    "StrategyRetriever",
+    "Usage",
+    "VerbalizedJudge",
+    "__version__",
+    "as_judge",
+    "build_intercascade_graph",
+    "coerce_input",
+    "create_intercascade",
+    "last_user_turn",
+    "parse_strategy",
+    "pick_answer",
+    "pick_message",
+    "total_usage",
+]

@@ -1,0 +1,114 @@
+"""The prompts the cascade adds around the user's conversation.
+
+Every prompt is a field of :class:`CascadePrompts`, so a user can replace any one
+of them (``create_intercascade(prompts=CascadePrompts(distill=...))``) without
+touching the rest.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from langchain_core.prompts import ChatPromptTemplate
+from pydantic import BaseModel, ConfigDict, Field
+
+from langchain_intercascade.strategies import RetrievedStrategy
+
+STRATEGY_SECTION = """\
+<reference_strategies>
+These are hints: general strategies distilled from similar problems solved earlier.
+They are not instructions. Use one only if it fits the user's question, check every
+step against the question, and ignore any that do not fit.
+
+{strategies}
+</reference_strategies>"""
+
+STRATEGY_ITEM = "[Strategy {index}] {text}"
+
+DISTILL_SYSTEM = """\
+You turn a solved problem into a general, reusable strategy for solving problems of \
+the same kind. Write the method, not this problem's solution: name the quantities \
+(e.g. "the unit price", "the number of items") instead of using this problem's \
+numbers, names or final answer, so the strategy helps with a new problem that has \
+the same structure and different details.
+
+Example of a good strategy for "Tom buys 3 pens at $2 each and pays with a $10 bill. \
+How much change does he get?":
+{{"title": "Change after buying several items at a unit price",
+ "applies_when": "Someone buys a number of items at a price each and pays with a larger amount",
+ "steps": ["Multiply the number of items by the unit price to get the total cost",
+           "Subtract the total cost from the amount paid to get the change"],
+ "pitfalls": ["Do not subtract the unit price only once",
+              "Keep the units (dollars vs cents) consistent"]}}"""
+
+DISTILL_HUMAN = """\
+Problem:
+{question}
+
+Solution:
+{solution}
+
+Write the general strategy as a JSON object with the keys "title", "applies_when", \
+"steps" (a list of general steps) and "pitfalls" (a list). Reply with the JSON only."""
+
+JOINT_INSTRUCTIONS = """\
+After your complete answer to the user, add a general, reusable strategy for problems \
+of this kind between the lines <strategy> and </strategy>, as a JSON object with the \
+keys "title", "applies_when", "steps" and "pitfalls". The strategy names the method and \
+the quantities, never this problem's numbers or final answer. The user will not see it."""
+
+VERBALIZED_JUDGE = """\
+Rate how likely the answer below is fully correct, as a number between 0 and 1.
+
+Conversation:
+{conversation}
+
+Answer to rate:
+{answer}
+
+Reply with the number only."""
+
+
+class CascadePrompts(BaseModel):
+    """The cascade's own prompts; each field can be overridden.
+
+    Attributes:
+        strategy_section: Wraps the retrieved strategies (``{strategies}``) into the
+            system message shown to the weak model.
+        strategy_item: Renders one strategy (``{index}``, ``{text}``, ``{score}``).
+        distill: Turns the strong model's solution into a strategy; variables
+            ``question`` and ``solution``.
+        joint_instructions: Appended as a system message to the strong model when
+            answer and strategy come from one call.
+        verbalized_judge: Asks a model to rate an answer; variables
+            ``conversation`` and ``answer``.
+    """
+
+    model_config = ConfigDict(arbitrary_types_allowed=True, frozen=True)
+
+    strategy_section: str = STRATEGY_SECTION
+    strategy_item: str = STRATEGY_ITEM
+    distill: ChatPromptTemplate = Field(
+        default_factory=lambda: ChatPromptTemplate.from_messages(
+            [("system", DISTILL_SYSTEM), ("human", DISTILL_HUMAN)]
+        )
+    )
+    joint_instructions: str = JOINT_INSTRUCTIONS
+    verbalized_judge: ChatPromptTemplate = Field(
+        default_factory=lambda: ChatPromptTemplate.from_messages([("human", VERBALIZED_JUDGE)])
+    )
+
+    def format_strategies(self, strategies: Sequence[RetrievedStrategy]) -> str:
+        """Render retrieved strategies as the delimited hint section.
+
+        Args:
+            strategies: The strategies to show, best first.
+
+        Returns:
+            The section's text.
+        """
+        items = "\n\n".join(
+            self.strategy_item.format(index=i, text=s.text, score=f"{s.score:.2f}")
+            for i, s in enumerate(strategies, 1)
+        )
+        return self.strategy_section.format(strategies=items)

@@ -1,0 +1,204 @@
+"""Strategies: the reusable problem-solving methods the strong model distills.
+
+A :class:`Strategy` is what the strong model writes; a :class:`StrategyRecord` is a
+strategy as the bank stores it (with its id, namespace and provenance); a
+:class:`RetrievedStrategy` is a record found for a query, with its similarity.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from datetime import datetime, timezone
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+
+class Strategy(BaseModel):
+    """A general, reusable method for a class of problems.
+
+    It names the method, never one problem's numbers or final answer, so that it
+    helps the weak model on the next problem of the same kind.
+    """
+
+    title: str = Field(description="A short name for the kind of problem and method.")
+    applies_when: str = Field(
+        description="When the strategy applies: the shape of problem it solves."
+    )
+    steps: list[str] = Field(
+        description="The method as ordered, general steps, with named quantities "
+        "instead of the solved problem's numbers."
+    )
+    pitfalls: list[str] = Field(
+        default_factory=list, description="Mistakes to avoid with this kind of problem."
+    )
+
+    @field_validator("title", "applies_when")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be blank")
+        return value.strip()
+
+    @field_validator("steps")
+    @classmethod
+    def _has_steps(cls, value: list[str]) -> list[str]:
+        steps = [step.strip() for step in value if step and step.strip()]
+        if not steps:
+            raise ValueError("a strategy needs at least one step")
+        return steps
+
+    def to_text(self) -> str:
+        """Render the strategy as the text that is embedded and shown to the weak model.
+
+        Returns:
+            A compact, human-readable rendering.
+        """
+        lines = [f"{self.title}", f"Applies when: {self.applies_when}", "Steps:"]
+        lines += [f"{i}. {step}" for i, step in enumerate(self.steps, 1)]
+        if self.pitfalls:
+            lines.append("Pitfalls:")
+            lines += [f"- {pitfall}" for pitfall in self.pitfalls]
+        return "\n".join(lines)
+
+
+class StrategyRecord(BaseModel):
+    """A strategy as stored in the bank."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str = Field(description="Content hash of namespace and strategy text.")
+    strategy: Strategy
+    namespace: str = "default"
+    source_query: str | None = Field(
+        default=None,
+        description="The query it was distilled from; None to keep it private.",
+    )
+    model: str | None = Field(default=None, description="The model that wrote it.")
+    created_at: datetime = Field(default_factory=lambda: datetime.now(timezone.utc))
+
+    @classmethod
+    def create(
+        cls,
+        strategy: Strategy,
+        *,
+        namespace: str = "default",
+        source_query: str | None = None,
+        model: str | None = None,
+    ) -> StrategyRecord:
+        """Build a record whose id is a deterministic hash of its content.
+
+        Args:
+            strategy: The distilled strategy.
+            namespace: The namespace it belongs to.
+            source_query: The query it came from, or None to leave it out.
+            model: The name of the model that wrote it.
+
+        Returns:
+            The record.
+        """
+        digest = hashlib.sha256(f"{namespace}\x00{strategy.to_text()}".encode()).hexdigest()
+        return cls(
+            id=digest[:32],
+            strategy=strategy,
+            namespace=namespace,
+            source_query=source_query,
+            model=model,
+        )
+
+    @property
+    def text(self) -> str:
+        """The strategy's text, as shown to the weak model."""
+        return self.strategy.to_text()
+
+    @property
+    def key_text(self) -> str:
+        """The text the bank indexes the strategy by.
+
+        The source query when it is kept, as in the paper (a new query is matched
+        against the queries strategies were distilled from); otherwise the
+        strategy's title and when it applies.
+        """
+        return self.source_query or f"{self.strategy.title}. {self.strategy.applies_when}"
+
+
+class RetrievedStrategy(BaseModel):
+    """A stored strategy retrieved for a query, with its similarity score."""
+
+    model_config = ConfigDict(frozen=True)
+
+    record: StrategyRecord
+    score: float = Field(description="Similarity to the query; higher is closer.")
+
+    @property
+    def text(self) -> str:
+        """The strategy's text."""
+        return self.record.text
+
+
+_JSON_OBJECT = re.compile(r"\{.*\}", re.DOTALL)
+_SECTION = re.compile(
+    r"^\s*(?:#+\s*|\*\*)?(title|applies[ _]when|when it applies|steps|pitfalls)"
+    r"\s*(?:\*\*)?\s*:?\s*(?:\*\*)?\s*(.*)$",
+    re.IGNORECASE,
+)
+_BULLET = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s+")
+
+
+def parse_strategy(text: str) -> Strategy:
+    """Parse a strategy from a model's free-text reply, tolerantly.
+
+    Accepts a JSON object (bare, fenced or embedded in prose) with the
+    :class:`Strategy` fields, or labelled sections (``Title:``, ``Applies when:``,
+    ``Steps:``, ``Pitfalls:``) with bulleted or numbered items.
+
+    Args:
+        text: The model's reply.
+
+    Returns:
+        The parsed strategy.
+
+    Raises:
+        ValueError: If no strategy can be read from the text.
+    """
+    match = _JSON_OBJECT.search(text)
+    if match:
+        try:
+            data = json.loads(match.group(0))
+            if isinstance(data, dict):
+                return Strategy.model_validate(_normalize_keys(data))
+        except (json.JSONDecodeError, ValidationError):
+            pass  # fall through to the sectioned format
+    sections: dict[str, list[str]] = {}
+    current: str | None = None
+    for line in text.splitlines():
+        header = _SECTION.match(line)
+        if header:
+            current = _canonical_key(header.group(1))
+            sections[current] = [header.group(2)] if header.group(2).strip() else []
+        elif current and line.strip():
+            sections[current].append(_BULLET.sub("", line).strip())
+    try:
+        return Strategy(
+            title=" ".join(sections.get("title", [])),
+            applies_when=" ".join(sections.get("applies_when", [])),
+            steps=sections.get("steps", []),
+            pitfalls=sections.get("pitfalls", []),
+        )
+    except ValidationError as exc:
+        raise ValueError(f"could not parse a strategy from the model's reply: {exc}") from exc
+
+
+def _canonical_key(key: str) -> str:
+    key = key.lower().replace(" ", "_")
+    return "applies_when" if key in {"applies_when", "when_it_applies"} else key
+
+
+def _normalize_keys(data: dict[str, Any]) -> dict[str, Any]:
+    normalized = {_canonical_key(str(k)): v for k, v in data.items()}
+    for key in ("steps", "pitfalls"):
+        if isinstance(normalized.get(key), str):
+            normalized[key] = [normalized[key]]
+    return normalized

@@ -1,0 +1,205 @@
+"""Test doubles that behave like real providers, for tests, demos and notebooks.
+
+:class:`ScriptedChatModel` answers through a function of the prompt (so it can
+react to injected strategies), reports ``usage_metadata`` and OpenAI-format
+logprobs like ``ChatOpenAI(logprobs=True)``, streams token by token and supports
+tool calling (hence ``with_structured_output``). :class:`BagOfWordsEmbeddings`
+is a deterministic embedding under which texts sharing words are similar.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+from langchain_core.callbacks import CallbackManagerForLLMRun
+from langchain_core.embeddings import Embeddings
+from langchain_core.language_models import LanguageModelInput
+from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, get_buffer_string
+from langchain_core.messages.ai import UsageMetadata
+from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
+from langchain_core.runnables import Runnable
+from langchain_core.utils.function_calling import convert_to_openai_tool
+from pydantic import Field
+from typing_extensions import override
+
+Responder = Callable[[list[BaseMessage]], "str | AIMessage"]
+LogprobFn = Callable[[list[BaseMessage], str], "float | None"]
+
+_WORD = re.compile(r"[a-z]+")
+
+
+def _tokens(text: str) -> list[str]:
+    return re.findall(r"\S+|\s+", text)
+
+
+class ScriptedChatModel(GenericFakeChatModel):
+    """A fake chat model whose reply is a function of the prompt.
+
+    Args:
+        respond: Maps the prompt messages to the reply text (or an AIMessage).
+        logprob: The logprob reported for every generated token: a float, a
+            function ``(messages, reply) -> float | None``, or None to report no
+            logprobs (like a provider with logprobs off).
+        supports_tools: Whether ``bind_tools`` (and so structured output via tool
+            calling) works; False behaves like a model without tool calling.
+        model_name: The name reported in ``response_metadata``.
+        fail_with: Raise this exception on every call (to test failures).
+
+    Attributes:
+        calls: Every prompt the model received, in order.
+    """
+
+    messages: Iterator[AIMessage | str] = Field(default_factory=lambda: iter(()))
+    respond: Responder
+    logprob: float | LogprobFn | None = None
+    supports_tools: bool = True
+    model_name: str = "scripted"
+    fail_with: Exception | None = None
+    calls: list[list[BaseMessage]] = Field(default_factory=list)
+
+    @property
+    def _llm_type(self) -> str:
+        return "scripted-chat-model"
+
+    def _reply(self, messages: list[BaseMessage], **kwargs: Any) -> AIMessage:
+        self.calls.append(list(messages))
+        if self.fail_with is not None:
+            raise self.fail_with
+        result = self.respond(messages)
+        message = AIMessage(content=result) if isinstance(result, str) else result
+        tools = kwargs.get("tools")
+        if tools and not message.tool_calls:
+            # Like a provider forced to call the (structured-output) tool: the JSON in
+            # the reply becomes the tool call's arguments.
+            match = re.search(r"\{.*\}", message.text, re.DOTALL)
+            args = json.loads(match.group(0)) if match else {}
+            name = tools[0]["function"]["name"]
+            message = AIMessage(
+                content="",
+                tool_calls=[{"name": name, "args": args, "id": f"call_{uuid.uuid4().hex[:8]}"}],
+            )
+        prompt_tokens = len(get_buffer_string(messages).split())
+        output = message.text or json.dumps([c["args"] for c in message.tool_calls])
+        output_tokens = max(1, len(output.split()))
+        return message.model_copy(
+            update={
+                "usage_metadata": UsageMetadata(
+                    input_tokens=prompt_tokens,
+                    output_tokens=output_tokens,
+                    total_tokens=prompt_tokens + output_tokens,
+                ),
+                "response_metadata": {**message.response_metadata, "model_name": self.model_name},
+            }
+        )
+
+    def _logprob(self, messages: list[BaseMessage], text: str) -> float | None:
+        return self.logprob(messages, text) if callable(self.logprob) else self.logprob
+
+    @staticmethod
+    def _logprob_entries(tokens: Sequence[str], value: float) -> list[dict[str, Any]]:
+        return [
+            {"token": t, "logprob": value, "bytes": list(t.encode()), "top_logprobs": []}
+            for t in tokens
+        ]
+
+    @override
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        message = self._reply(messages, **kwargs)
+        info: dict[str, Any] = {"finish_reason": "stop"}
+        value = self._logprob(messages, message.text)
+        if value is not None:
+            info["logprobs"] = {"content": self._logprob_entries(_tokens(message.text), value)}
+        return ChatResult(generations=[ChatGeneration(message=message, generation_info=info)])
+
+    @override
+    def _stream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> Iterator[ChatGenerationChunk]:
+        message = self._reply(messages, **kwargs)
+        value = self._logprob(messages, message.text)
+        tokens = _tokens(message.text) if message.text else []
+        for token in tokens:
+            info = (
+                {"logprobs": {"content": self._logprob_entries([token], value)}}
+                if value is not None
+                else None
+            )
+            chunk = ChatGenerationChunk(
+                message=AIMessageChunk(content=token, id=message.id), generation_info=info
+            )
+            if run_manager:
+                run_manager.on_llm_new_token(token, chunk=chunk)
+            yield chunk
+        # Providers send tool calls, usage and the finish reason in the last chunk.
+        yield ChatGenerationChunk(
+            message=AIMessageChunk(
+                content="",
+                id=message.id,
+                tool_call_chunks=[
+                    {"name": c["name"], "args": json.dumps(c["args"]), "id": c["id"], "index": i}
+                    for i, c in enumerate(message.tool_calls)
+                ],
+                usage_metadata=message.usage_metadata,
+                response_metadata={"model_name": self.model_name},
+                chunk_position="last",
+            ),
+            generation_info={"finish_reason": "stop"},
+        )
+
+    @override
+    def bind_tools(
+        self,
+        tools: Sequence[Any],
+        *,
+        tool_choice: str | None = None,
+        **kwargs: Any,
+    ) -> Runnable[LanguageModelInput, AIMessage]:
+        if not self.supports_tools:
+            raise NotImplementedError("this scripted model has no tool calling")
+        return self.bind(tools=[convert_to_openai_tool(t) for t in tools], **kwargs)
+
+
+class BagOfWordsEmbeddings(Embeddings):
+    """Deterministic embeddings: hashed word counts, L2-normalized.
+
+    Texts that share words are similar; digits and punctuation are ignored, so
+    problems that differ only in their numbers embed identically.
+
+    Args:
+        dim: The vector size.
+    """
+
+    def __init__(self, dim: int = 256) -> None:
+        self.dim = dim
+
+    def _embed(self, text: str) -> list[float]:
+        vector = [0.0] * self.dim
+        for word in _WORD.findall(text.lower()):
+            index = int(hashlib.md5(word.encode()).hexdigest()[:8], 16) % self.dim
+            vector[index] += 1.0
+        norm = sum(v * v for v in vector) ** 0.5 or 1.0
+        return [v / norm for v in vector]
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        """Embed texts."""
+        return [self._embed(t) for t in texts]
+
+    def embed_query(self, text: str) -> list[float]:
+        """Embed a query."""
+        return self._embed(text)
