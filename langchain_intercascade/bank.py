@@ -266,19 +266,19 @@ class StrategyBank:
         store = self._store
         with self._lock:
             hits: list[tuple[Document, float]]
-            if hasattr(store, "similarity_search_with_score_by_vector"):
+            if isinstance(store, InMemoryVectorStore):  # filters with a callable
                 hits = store.similarity_search_with_score_by_vector(
+                    _unit(vector).tolist(),
+                    k=k,
+                    filter=lambda doc: doc.metadata.get("namespace") == namespace,
+                )
+            elif type(store).__name__ == "FAISS":
+                hits = store.similarity_search_with_score_by_vector(  # type: ignore[union-attr]
                     _unit(vector).tolist(),
                     k=k,
                     filter={"namespace": namespace},
                     # FAISS filters after the search; look far enough past other namespaces.
                     fetch_k=max(64, 8 * k),
-                )
-            elif isinstance(store, InMemoryVectorStore):
-                hits = store.similarity_search_with_score(
-                    query,
-                    k=k,
-                    filter=lambda doc: doc.metadata.get("namespace") == namespace,
                 )
             else:
                 assert store is not None

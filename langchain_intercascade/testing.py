@@ -74,7 +74,7 @@ class ScriptedChatModel(GenericFakeChatModel):
         result = self.respond(messages)
         message = AIMessage(content=result) if isinstance(result, str) else result
         tools = kwargs.get("tools")
-        if tools and not message.tool_calls:
+        if tools and kwargs.get("tool_choice") and not message.tool_calls:
             # Like a provider forced to call the (structured-output) tool: the JSON in
             # the reply becomes the tool call's arguments.
             match = re.search(r"\{.*\}", message.text, re.DOTALL)
@@ -172,7 +172,9 @@ class ScriptedChatModel(GenericFakeChatModel):
     ) -> Runnable[LanguageModelInput, AIMessage]:
         if not self.supports_tools:
             raise NotImplementedError("this scripted model has no tool calling")
-        return self.bind(tools=[convert_to_openai_tool(t) for t in tools], **kwargs)
+        return self.bind(
+            tools=[convert_to_openai_tool(t) for t in tools], tool_choice=tool_choice, **kwargs
+        )
 
 
 class BagOfWordsEmbeddings(Embeddings):

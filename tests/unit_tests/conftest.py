@@ -68,7 +68,7 @@ def weak_respond(messages: list[BaseMessage]) -> str:
 
 def weak_logprob(messages: list[BaseMessage], reply: str) -> float:
     # Confident when it knows the answer or follows a strategy; unsure otherwise.
-    if reply == "Paris." or _has_strategy(messages):
+    if reply == "Paris." or ("baskets" in _last_human(messages) and _has_strategy(messages)):
         return -0.05
     return -1.5
 
