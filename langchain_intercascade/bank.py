@@ -292,7 +292,7 @@ class StrategyBank:
                     found.append(RetrievedStrategy(record=record, score=float(score)))
             return found
 
-    def as_retriever(self, **kwargs: Any) -> StrategyRetriever:  # type: ignore[override]
+    def as_retriever(self, **kwargs: Any) -> StrategyRetriever:
         """Expose the bank as a LangChain retriever.
 
         Args:

@@ -8,10 +8,15 @@ dict read from each call's ``AIMessage.usage_metadata``.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
+from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.messages import AIMessage
 from langchain_core.messages.ai import UsageMetadata, add_usage
+from langchain_core.outputs import LLMResult
+from langchain_core.runnables import Runnable, RunnableConfig
+from langchain_core.runnables.config import merge_configs
+from pydantic import BaseModel, ConfigDict, Field
 
 ModelKey = Literal["weak", "strong"]
 Usage = dict[str, dict[str, UsageMetadata]]
@@ -78,3 +83,115 @@ def total_usage(usage: Usage, model: str | None = None) -> UsageMetadata:
             for tokens in roles.values():
                 total = add_usage(total, tokens)
     return total
+
+
+class UsageCapture(BaseCallbackHandler):
+    """Reads token usage from ``llm_output`` for providers that leave ``usage_metadata`` empty.
+
+    Some chat models (e.g. ``ChatLlamaCpp``) report OpenAI-style
+    ``llm_output["token_usage"]`` to callbacks but set no ``usage_metadata`` on
+    the message; this handler catches it so the cascade's accounting stays honest.
+    """
+
+    def __init__(self) -> None:
+        self.usage: UsageMetadata | None = None
+
+    def on_llm_end(self, response: LLMResult, **kwargs: Any) -> None:
+        """Keep the call's token usage, if the provider reported one."""
+        tokens = (response.llm_output or {}).get("token_usage") or {}
+        if tokens:
+            prompt, completion = tokens.get("prompt_tokens", 0), tokens.get("completion_tokens", 0)
+            self.usage = UsageMetadata(
+                input_tokens=prompt,
+                output_tokens=completion,
+                total_tokens=tokens.get("total_tokens", prompt + completion),
+            )
+
+    def fill(self, reply: Any) -> Any:
+        """Return the reply with ``usage_metadata`` set from the captured usage if missing."""
+        if isinstance(reply, dict) and isinstance(reply.get("raw"), AIMessage):
+            return {**reply, "raw": self.fill(reply["raw"])}  # structured output, include_raw
+        if isinstance(reply, AIMessage) and reply.usage_metadata is None and self.usage:
+            return reply.model_copy(update={"usage_metadata": self.usage})
+        return reply
+
+
+def invoke_counted(runnable: Runnable[Any, Any], value: Any, config: RunnableConfig) -> Any:
+    """Invoke a model; its reply carries ``usage_metadata`` whenever the provider reported usage.
+
+    Args:
+        runnable: A chat model or a Runnable around one.
+        value: Its input.
+        config: The run's config.
+
+    Returns:
+        The reply, with usage filled in from ``llm_output`` where the message lacked it.
+    """
+    capture = UsageCapture()
+    return capture.fill(runnable.invoke(value, merge_configs(config, {"callbacks": [capture]})))
+
+
+async def ainvoke_counted(runnable: Runnable[Any, Any], value: Any, config: RunnableConfig) -> Any:
+    """Async :func:`invoke_counted`."""
+    capture = UsageCapture()
+    reply = await runnable.ainvoke(value, merge_configs(config, {"callbacks": [capture]}))
+    return capture.fill(reply)
+
+
+class ModelPrice(BaseModel):
+    """One model's token prices, per million tokens.
+
+    Attributes:
+        input_per_million: Price of a million prompt tokens.
+        output_per_million: Price of a million generated tokens.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    input_per_million: float = Field(ge=0.0)
+    output_per_million: float = Field(ge=0.0)
+
+
+class PriceTable(BaseModel):
+    """Token prices per model key (``"weak"``, ``"strong"``), to turn usage into fees.
+
+    Attributes:
+        prices: The price of each model key; a key without a price costs nothing.
+        currency: The currency the prices are in.
+        as_of: When the prices were read, and where from.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    prices: dict[str, ModelPrice]
+    currency: str = "USD"
+    as_of: str | None = None
+
+    def cost(self, usage: Usage, model: str | None = None) -> float:
+        """The fee for a usage mapping.
+
+        Args:
+            usage: Tokens per model and role.
+            model: Price only this model key; None prices every model.
+
+        Returns:
+            The fee in :attr:`currency`.
+        """
+        fee = 0.0
+        for key, price in self.prices.items():
+            if model is not None and key != model:
+                continue
+            tokens = total_usage(usage, key)
+            fee += tokens["input_tokens"] * price.input_per_million / 1e6
+            fee += tokens["output_tokens"] * price.output_per_million / 1e6
+        return fee
+
+
+DEFAULT_PRICES = PriceTable(
+    prices={
+        "weak": ModelPrice(input_per_million=0.15, output_per_million=0.60),
+        "strong": ModelPrice(input_per_million=2.50, output_per_million=10.00),
+    },
+    as_of="2024-08-06: OpenAI list prices of gpt-4o-mini (weak) and gpt-4o-2024-08-06 (strong)",
+)
+"""Default prices: a hosted weak/strong pair like the paper's; pass your own table."""

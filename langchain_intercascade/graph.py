@@ -24,7 +24,7 @@ from langchain_core.messages import (
     convert_to_messages,
 )
 from langchain_core.prompt_values import PromptValue
-from langchain_core.runnables import Runnable, RunnableConfig, RunnableLambda
+from langchain_core.runnables import Runnable, RunnableBinding, RunnableConfig, RunnableLambda
 from langchain_core.runnables.config import merge_configs
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.message import add_messages
@@ -34,7 +34,13 @@ from langgraph.types import Checkpointer, Command
 from typing_extensions import TypedDict, override
 
 from langchain_intercascade.bank import DEFAULT_NAMESPACE, StrategyBank
-from langchain_intercascade.costs import Usage, merge_usage, record_usage
+from langchain_intercascade.costs import (
+    Usage,
+    ainvoke_counted,
+    invoke_counted,
+    merge_usage,
+    record_usage,
+)
 from langchain_intercascade.judges import (
     AutoJudge,
     BaseJudge,
@@ -159,6 +165,17 @@ def last_user_turn(messages: Sequence[BaseMessage]) -> str:
     raise ValueError("the conversation has no user (human) message to answer")
 
 
+ChatModel = BaseChatModel | RunnableBinding[Any, Any]
+"""A chat model, or one with bound arguments (``model.bind(logprobs=True)``)."""
+
+
+def _unbound(model: ChatModel, role: str) -> BaseChatModel:
+    inner = model.bound if isinstance(model, RunnableBinding) else model
+    if not isinstance(inner, BaseChatModel):
+        raise TypeError(f"{role} must be a LangChain chat model, got {type(model).__name__}")
+    return inner
+
+
 def _model_name(model: BaseChatModel) -> str:
     for attr in ("model_name", "model", "model_path"):
         value = getattr(model, attr, None)
@@ -187,8 +204,8 @@ class _Nodes:
     def __init__(
         self,
         *,
-        weak: BaseChatModel,
-        strong: BaseChatModel,
+        weak: ChatModel,
+        strong: ChatModel,
         bank: StrategyBank | None,
         judge: BaseJudge,
         threshold: float,
@@ -212,10 +229,11 @@ class _Nodes:
         self.prompts = prompts
         self.retrieval_query = retrieval_query
         self.store_source_query = store_source_query
-        self.strong_name = _model_name(strong)
+        strong_model = _unbound(strong, "strong")
+        self.strong_name = _model_name(strong_model)
         self.structured: Runnable[Any, Any] | None
         try:
-            self.structured = strong.with_structured_output(Strategy, include_raw=True)
+            self.structured = strong_model.with_structured_output(Strategy, include_raw=True)
         except NotImplementedError:  # no tool calling: fall back to a text parse
             self.structured = None
 
@@ -285,7 +303,7 @@ class _Nodes:
         The hint section is its own system message, placed after the
         conversation's leading system messages; the user's messages are untouched.
         """
-        messages = list(state.get("messages", []))
+        messages: list[BaseMessage] = list(state.get("messages", []))
         strategies = state.get("strategies") or []
         if not strategies:
             return messages
@@ -307,7 +325,9 @@ class _Nodes:
 
     def weak_answer(self, state: InterCascadeState, config: RunnableConfig) -> dict[str, Any]:
         try:
-            reply = self.weak.invoke(self.weak_prompt(state), _call_config(config, "weak_model"))
+            reply = invoke_counted(
+                self.weak, self.weak_prompt(state), _call_config(config, "weak_model")
+            )
         except Exception as exc:  # the strong model still answers
             return self._weak_failed(state, exc)
         return self._weak_done(state, reply)
@@ -316,8 +336,8 @@ class _Nodes:
         self, state: InterCascadeState, config: RunnableConfig
     ) -> dict[str, Any]:
         try:
-            reply = await self.weak.ainvoke(
-                self.weak_prompt(state), _call_config(config, "weak_model")
+            reply = await ainvoke_counted(
+                self.weak, self.weak_prompt(state), _call_config(config, "weak_model")
             )
         except Exception as exc:
             return self._weak_failed(state, exc)
@@ -370,7 +390,7 @@ class _Nodes:
 
     def strong_prompt(self, state: InterCascadeState) -> list[BaseMessage]:
         """The strong model's prompt: the whole conversation, no strategies."""
-        messages = list(state.get("messages", []))
+        messages: list[BaseMessage] = list(state.get("messages", []))
         if self.distill and self.distill_mode == "joint":
             messages.append(SystemMessage(self.prompts.joint_instructions))
         return messages
@@ -409,8 +429,8 @@ class _Nodes:
 
     def strong_answer(self, state: InterCascadeState, config: RunnableConfig) -> dict[str, Any]:
         try:
-            reply = self.strong.invoke(
-                self.strong_prompt(state), _call_config(config, "strong_model")
+            reply = invoke_counted(
+                self.strong, self.strong_prompt(state), _call_config(config, "strong_model")
             )
         except Exception as exc:
             return self._strong_failed(state, exc)
@@ -420,8 +440,8 @@ class _Nodes:
         self, state: InterCascadeState, config: RunnableConfig
     ) -> dict[str, Any]:
         try:
-            reply = await self.strong.ainvoke(
-                self.strong_prompt(state), _call_config(config, "strong_model")
+            reply = await ainvoke_counted(
+                self.strong, self.strong_prompt(state), _call_config(config, "strong_model")
             )
         except Exception as exc:
             return self._strong_failed(state, exc)
@@ -501,7 +521,8 @@ class _Nodes:
             distilled = self._joint_strategy(state)
         else:
             try:
-                reply = (self.structured or self.strong).invoke(
+                reply = invoke_counted(
+                    self.structured or self.strong,
                     self._distill_input(state),
                     _call_config(config, "distill", stream=False),
                 )
@@ -525,7 +546,8 @@ class _Nodes:
             distilled = self._joint_strategy(state)
         else:
             try:
-                reply = await (self.structured or self.strong).ainvoke(
+                reply = await ainvoke_counted(
+                    self.structured or self.strong,
                     self._distill_input(state),
                     _call_config(config, "distill", stream=False),
                 )
@@ -573,8 +595,8 @@ def _route_after_judge(state: InterCascadeState) -> str:
 
 
 def build_intercascade_graph(
-    weak: BaseChatModel,
-    strong: BaseChatModel,
+    weak: ChatModel,
+    strong: ChatModel,
     *,
     bank: StrategyBank | None,
     judge: BaseJudge | Runnable[Any, Any] | Callable[..., Any] | None = None,
@@ -590,7 +612,8 @@ def build_intercascade_graph(
     """Build the uncompiled Inter-Cascade ``StateGraph``, for users who extend it.
 
     Args:
-        weak: The cheap chat model that answers first.
+        weak: The cheap chat model that answers first (a bound model such as
+            ``model.bind(logprobs=True)`` works too).
         strong: The expensive chat model that answers deferred queries.
         bank: Where strategies are retrieved from and stored; None runs a
             standard cascade (no strategies, no distillation).
@@ -623,9 +646,7 @@ def build_intercascade_graph(
         TypeError: If a model is not a chat model or the bank not a StrategyBank.
         ValueError: If a number is out of range or ``distill_mode`` is unknown.
     """
-    for role, model in (("weak", weak), ("strong", strong)):
-        if not isinstance(model, BaseChatModel):
-            raise TypeError(f"{role} must be a LangChain chat model, got {type(model).__name__}")
+    weak_model = _unbound(weak, "weak")
     if bank is not None and not isinstance(bank, StrategyBank):
         raise TypeError(f"bank must be a StrategyBank or None, got {type(bank).__name__}")
     if not 0.0 <= threshold <= 1.0:
@@ -641,7 +662,7 @@ def build_intercascade_graph(
         bank=bank,
         judge=as_judge(judge)
         if judge is not None
-        else AutoJudge(VerbalizedJudge(weak, prompts=prompts)),
+        else AutoJudge(VerbalizedJudge(weak_model, prompts=prompts)),
         threshold=threshold,
         k=k,
         score_threshold=score_threshold,
@@ -676,8 +697,8 @@ def build_intercascade_graph(
 
 
 def create_intercascade(
-    weak: BaseChatModel,
-    strong: BaseChatModel,
+    weak: ChatModel,
+    strong: ChatModel,
     *,
     bank: StrategyBank | None,
     judge: BaseJudge | Runnable[Any, Any] | Callable[..., Any] | None = None,

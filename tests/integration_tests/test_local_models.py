@@ -1,0 +1,80 @@
+"""The graph on a real local model through ChatLlamaCpp (the ``smoke`` GGUF).
+
+The smoke model (SmolLM2-135M) cannot do math: this checks the plumbing with a
+real provider (usage, logprobs, streaming, distillation that may fail to parse),
+not answer quality. ``intercascade models pull smoke`` fetches it.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+
+import pytest
+
+from langchain_intercascade import LogprobJudge, StrategyBank, create_intercascade
+from langchain_intercascade.models import KNOWN_MODELS, local_chat_model, model_dir
+
+SMOKE = Path(
+    os.environ.get("INTERCASCADE_SMOKE_MODEL") or model_dir() / KNOWN_MODELS["smoke"].filename
+)
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(
+        importlib.util.find_spec("llama_cpp") is None,
+        reason="llama-cpp-python is not installed (the 'local' extra)",
+    ),
+    pytest.mark.skipif(
+        not SMOKE.is_file(),
+        reason=f"no smoke model at {SMOKE}: run `intercascade models pull smoke`",
+    ),
+]
+
+
+@pytest.fixture(scope="module")
+def model():
+    return local_chat_model(SMOKE, max_tokens=24, n_ctx=1024, n_threads=2, seed=0)
+
+
+@pytest.fixture(scope="module")
+def embeddings():
+    from langchain_community.embeddings import LlamaCppEmbeddings
+
+    return LlamaCppEmbeddings(model_path=str(SMOKE), n_ctx=256, verbose=False)
+
+
+def test_real_model_defer_path_answers_and_counts_tokens(model, embeddings):
+    bank = StrategyBank(embeddings=embeddings)
+    # A judge that never accepts forces the strong path and distillation.
+    cascade = create_intercascade(model, model, bank=bank, judge=lambda m, a: 0.0)
+    out = cascade.invoke("What is 2 + 3?")
+    assert out["route"] == "strong"
+    assert out["answer"].strip()
+    assert out["usage"]["strong"]["answer"]["output_tokens"] > 0
+    assert out["usage"]["weak"]["answer"]["input_tokens"] > 0
+    # A 135M model may or may not write a parsable strategy; either way the answer stands.
+    assert (out["new_strategy"] is not None) == (len(bank) == 1)
+    if out["new_strategy"] is None:
+        assert any("distill_strategy" in e for e in out["errors"])
+
+
+def test_real_model_logprob_judge_and_token_stream(embeddings):
+    weak = local_chat_model(
+        SMOKE, max_tokens=16, n_ctx=1024, n_threads=2, logits_all=True
+    ).bind(logprobs=True, top_logprobs=1)
+    cascade = create_intercascade(
+        weak, weak, bank=StrategyBank(embeddings=embeddings), judge=LogprobJudge(), threshold=0.0
+    )
+    tokens = []
+    final = None
+    for mode, data in cascade.stream("Say hello.", stream_mode=["messages", "values"]):
+        if mode == "messages":
+            tokens.append(data[0].text)
+        else:
+            final = data
+    assert final is not None and final["route"] == "weak"
+    assert final["judge_signal"] == "logprob_mean"
+    assert 0.0 < final["confidence"] <= 1.0
+    assert "".join(tokens).strip() == final["answer"].strip()
