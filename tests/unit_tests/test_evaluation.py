@@ -66,7 +66,6 @@ def _config(tmp_path: Path, **kwargs: Any) -> EvaluationConfig:
         "n_bootstrap": 200,
         "window": 3,
         "cache_path": tmp_path / "cache" / "calls.sqlite",
-        "output_dir": tmp_path / "out",
     }
     return EvaluationConfig(**{**defaults, **kwargs})
 
@@ -257,7 +256,9 @@ def test_outputs_written(
     tmp_path: Path, stream: list[Example], models: tuple[NamedScriptedModel, NamedScriptedModel]
 ) -> None:
     weak, strong = models
-    config = _config(tmp_path, configurations=["cascade", "intercascade"])
+    config = _config(
+        tmp_path, configurations=["cascade", "intercascade"], output_dir=tmp_path / "out"
+    )
     result = run_evaluation(
         config,
         weak=weak,
