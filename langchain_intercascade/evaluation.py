@@ -781,6 +781,23 @@ def rolling_metrics(records: Sequence[QueryRecord], window: int) -> RollingMetri
     )
 
 
+def load_records(path: str | Path) -> dict[ConfigName, list[QueryRecord]]:
+    """Read the ``records.jsonl`` a run appends to, e.g. to summarize an unfinished run.
+
+    Args:
+        path: The file :func:`run_evaluation` wrote in its ``output_dir``.
+
+    Returns:
+        Each configuration's records, in stream order, in the order the
+        configurations first appear.
+    """
+    records: dict[ConfigName, list[QueryRecord]] = {}
+    for _, row in _read_jsonl(path):
+        name = row.pop("configuration")
+        records.setdefault(name, []).append(QueryRecord.model_validate(row))
+    return records
+
+
 # -- result -------------------------------------------------------------------
 
 

@@ -10,6 +10,7 @@ from conftest import strong_respond, weak_logprob, weak_respond
 from langchain_intercascade.costs import DEFAULT_PRICES, ModelPrice, PriceTable
 from langchain_intercascade.evaluation import (
     EvaluationConfig,
+    EvaluationResult,
     Example,
     QueryRecord,
     auroc,
@@ -19,6 +20,7 @@ from langchain_intercascade.evaluation import (
     load_gsm8k,
     load_jsonl,
     load_multiple_choice,
+    load_records,
     order_examples,
     paired_differences,
     reliability,
@@ -280,6 +282,9 @@ def test_outputs_written(
     table = (out / "results.md").read_text()
     assert "| Inter-Cascade | 9 |" in table and "standard cascade" in table
     assert result.to_markdown() == table
+    # An unfinished run's records.jsonl can be summarized without the models.
+    reread = EvaluationResult.from_records(load_records(out / "records.jsonl"), config, 9)
+    assert reread.metrics == result.metrics
 
 
 def test_rerun_is_served_from_the_cache(
