@@ -1188,8 +1188,8 @@ def run_evaluation(
     Each question goes through every configuration before the next question, so
     an interrupted run has results for all of them, and Inter-Cascade's bank
     grows in stream order. With ``output_dir`` set, each record is appended to
-    ``records.jsonl`` as it is made, and the results, table and plots are
-    written at the end.
+    ``records.jsonl`` as it is made (beside ``config.json``), and the results,
+    table and plots are written at the end.
 
     Args:
         config: What to run and how.
@@ -1225,6 +1225,10 @@ def run_evaluation(
     log = None
     if config.output_dir is not None:
         config.output_dir.mkdir(parents=True, exist_ok=True)
+        # Written first, so an unfinished run's records can be summarized with it.
+        (config.output_dir / "config.json").write_text(
+            config.model_dump_json(indent=1), encoding="utf-8"
+        )
         log = open(config.output_dir / "records.jsonl", "w", encoding="utf-8")
     if config.cache_path is not None:
         config.cache_path.parent.mkdir(parents=True, exist_ok=True)

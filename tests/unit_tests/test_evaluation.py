@@ -270,7 +270,7 @@ def test_outputs_written(
         examples=stream,
     )
     out = tmp_path / "out"
-    for name in ("results.json", "results.md", "records.jsonl"):
+    for name in ("config.json", "results.json", "results.md", "records.jsonl"):
         assert (out / name).stat().st_size > 0
     for name in ("accuracy_vs_cost.png", "over_stream.png", "reliability.png"):
         assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
