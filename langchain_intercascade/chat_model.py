@@ -1,0 +1,453 @@
+"""The cascade as a LangChain chat model: anything that takes a chat model takes the cascade.
+
+:class:`ChatInterCascade` runs the Inter-Cascade graph for every call and returns
+the answering model's message, with the cascade's decision in
+``response_metadata`` and every model's tokens summed in ``usage_metadata``.
+
+Streaming: the weak answer is final only once the judge has accepted it, so its
+tokens are held back while the judge runs and released together on acceptance
+(a deferred weak answer is never shown). The strong model's tokens, when the
+query is deferred, stream live as the model writes them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from typing import Any, cast
+
+from langchain_core.caches import BaseCache
+from langchain_core.callbacks import (
+    AsyncCallbackManagerForLLMRun,
+    CallbackManager,
+    CallbackManagerForLLMRun,
+)
+from langchain_core.language_models import BaseChatModel, LangSmithParams, LanguageModelInput
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
+from langchain_core.messages.tool import tool_call_chunk
+from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
+from langchain_core.runnables import Runnable, RunnableBinding, RunnableConfig
+from langchain_core.utils.function_calling import convert_to_openai_tool
+from pydantic import ConfigDict, Field, PrivateAttr
+from typing_extensions import override
+
+from langchain_intercascade.bank import DEFAULT_NAMESPACE, StrategyBank
+from langchain_intercascade.costs import total_usage
+from langchain_intercascade.graph import (
+    NAMESPACE_KEY,
+    ChatModel,
+    DistillMode,
+    InterCascadeGraph,
+    _model_name,
+    _unbound,
+    create_intercascade,
+    last_user_turn,
+)
+from langchain_intercascade.judges import BaseJudge
+from langchain_intercascade.prompts import CascadePrompts
+
+_ANSWER_NODES = {"weak_answer": "weak", "strong_answer": "strong"}
+
+
+def _with_tools(model: ChatModel, tools: list[dict[str, Any]], tool_choice: Any) -> ChatModel:
+    """Bind tools to a chat model, keeping the arguments it was already bound with."""
+    chat_model = _unbound(model, "model")
+    with_tools = chat_model.bind_tools(tools, tool_choice=tool_choice)
+    if isinstance(model, RunnableBinding):
+        # bind_tools through a binding would drop the binding's own arguments.
+        with_tools = with_tools.bind(**model.kwargs).with_config(model.config)
+    return cast(ChatModel, with_tools)
+
+
+def cascade_metadata(state: dict[str, Any]) -> dict[str, Any]:
+    """The cascade's decision for one turn, as JSON-ready ``response_metadata`` keys.
+
+    Args:
+        state: The cascade graph's output state.
+
+    Returns:
+        ``route``, ``confidence``, ``judge_signal``, ``threshold``, ``strategies``
+        (id, title and similarity of each strategy shown to the weak model),
+        ``new_strategy`` (id and title, or None), ``usage`` (tokens per model and
+        role) and ``errors``.
+    """
+    new = state.get("new_strategy")
+    return {
+        "route": state.get("route"),
+        "confidence": state.get("confidence"),
+        "judge_signal": state.get("judge_signal"),
+        "threshold": state.get("threshold"),
+        "strategies": [
+            {"id": s.record.id, "title": s.record.strategy.title, "score": s.score}
+            for s in state.get("strategies") or []
+        ],
+        "new_strategy": {"id": new.id, "title": new.strategy.title} if new else None,
+        "usage": state.get("usage") or {},
+        "errors": list(state.get("errors") or []),
+    }
+
+
+class _Relay:
+    """Turns the inner graph's token stream into the cascade's own token stream.
+
+    Weak-answer tokens are held until the judge accepts the answer; strong-answer
+    tokens pass through at once. The last chunk carries what was not streamed
+    (a non-streaming model's reply, tool calls) and the cascade's metadata.
+    """
+
+    def __init__(self, *, hide_strategy_block: bool) -> None:
+        self.held: list[AIMessageChunk] = []
+        self.released = False
+        # A joint strong reply ends with a <strategy> block the user must not see.
+        self.hide_strategy_block = hide_strategy_block
+        self.withholding = False
+        self.text = ""
+        self.sent_tool_calls = False
+        self.state: dict[str, Any] = {}
+
+    def _send(self, chunk: AIMessageChunk) -> Iterator[ChatGenerationChunk]:
+        if isinstance(chunk.content, str):
+            if self.withholding:
+                return
+            text = chunk.content
+            if self.hide_strategy_block and "<" in text:
+                self.withholding = True
+                text = text.split("<", 1)[0]
+                chunk = AIMessageChunk(content=text)
+            self.text += text
+        self.sent_tool_calls = self.sent_tool_calls or bool(chunk.tool_call_chunks)
+        if chunk.content or chunk.tool_call_chunks:
+            yield ChatGenerationChunk(message=chunk)
+
+    def on_token(
+        self, message: BaseMessage, metadata: dict[str, Any]
+    ) -> Iterator[ChatGenerationChunk]:
+        """Handle one item of the graph's ``messages`` stream."""
+        role = _ANSWER_NODES.get(metadata.get("langgraph_node", ""))
+        if role is None or not isinstance(message, AIMessage):
+            return
+        chunk = _clean_chunk(message)
+        if role == "weak" and not self.released:
+            self.held.append(chunk)
+        elif role == "strong":
+            yield from self._send(chunk)
+
+    def on_state(self, state: dict[str, Any]) -> Iterator[ChatGenerationChunk]:
+        """Handle one item of the graph's ``values`` stream: release an accepted answer."""
+        self.state = state
+        if state.get("route") == "weak" and not self.released:
+            self.released = True
+            for chunk in self.held:
+                yield from self._send(chunk)
+
+    def finish(self) -> ChatGenerationChunk:
+        """The last chunk: what was not streamed, the usage and the cascade's metadata."""
+        final = _final_message(self.state)
+        rest: str | list[Any] = ""
+        if isinstance(final.content, str):
+            if final.content.startswith(self.text):
+                rest = final.content[len(self.text) :]
+        elif not self.text:
+            rest = final.content
+        tool_chunks = (
+            []
+            if self.sent_tool_calls
+            else [
+                tool_call_chunk(
+                    name=call["name"], args=json.dumps(call["args"]), id=call["id"], index=i
+                )
+                for i, call in enumerate(final.tool_calls)
+            ]
+        )
+        return ChatGenerationChunk(
+            message=AIMessageChunk(
+                content=rest,
+                tool_call_chunks=tool_chunks,
+                usage_metadata=total_usage(self.state.get("usage") or {}),
+                response_metadata=_response_metadata(final, self.state),
+                chunk_position="last",
+            )
+        )
+
+
+def _clean_chunk(message: AIMessage) -> AIMessageChunk:
+    """A copy of a model's chunk with only content and tool calls.
+
+    Usage and metadata are dropped: the cascade's last chunk carries the totals,
+    so that adding up the chunks counts each token once.
+    """
+    if isinstance(message, AIMessageChunk):
+        return AIMessageChunk(content=message.content, tool_call_chunks=message.tool_call_chunks)
+    return AIMessageChunk(
+        content=message.content,
+        tool_call_chunks=[
+            tool_call_chunk(name=c["name"], args=json.dumps(c["args"]), id=c["id"], index=i)
+            for i, c in enumerate(message.tool_calls)
+        ],
+    )
+
+
+def _final_message(state: dict[str, Any]) -> AIMessage:
+    messages = state.get("messages") or []
+    if not messages or not isinstance(messages[-1], AIMessage):
+        raise ValueError("the cascade produced no answer")
+    return messages[-1]
+
+
+def _response_metadata(final: AIMessage, state: dict[str, Any]) -> dict[str, Any]:
+    metadata = {
+        key: value
+        for key, value in final.response_metadata.items()
+        if key in ("finish_reason", "model_name", "model_provider", "system_fingerprint")
+    }
+    metadata.setdefault("model_name", "intercascade")
+    return {**metadata, **cascade_metadata(state)}
+
+
+class ChatInterCascade(BaseChatModel):
+    """An Inter-Cascade as a chat model: ``prompt | ChatInterCascade(...) | parser``.
+
+    Each call runs the cascade graph on the given conversation: the weak model
+    answers with retrieved strategies as hints, the judge accepts it or defers to
+    the strong model, and a strong answer is distilled into a new strategy.
+    Takes the options of :func:`~langchain_intercascade.create_intercascade`
+    except ``checkpointer`` and ``store``: a chat model receives the whole
+    conversation on every call, so the caller keeps the history (e.g. an agent
+    graph with its own checkpointer).
+
+    The returned ``AIMessage`` is the answering model's, with:
+
+    * ``response_metadata``: ``route``, ``confidence``, ``judge_signal``,
+      ``threshold``, ``strategies`` (id, title, similarity), ``new_strategy``,
+      ``usage`` (tokens per model and role) and ``errors``, plus the answering
+      model's ``model_name`` and ``finish_reason``;
+    * ``usage_metadata``: the tokens of every call the turn made (weak answer,
+      judge, strong answer, distillation), summed.
+
+    Tools (``bind_tools``, hence ``with_structured_output``) go to both models;
+    a tool-calling weak answer is judged and deferred like a text answer.
+    ``stop`` and other bound arguments also go to both models. Streaming holds
+    the weak answer's tokens until the judge accepts it and streams the strong
+    model's tokens live.
+
+    Args:
+        weak: The cheap chat model that answers first.
+        strong: The expensive chat model for deferred queries.
+        bank: The strategy bank (None: a standard cascade without strategies).
+        judge: The confidence judge; None uses the graph's default.
+        threshold: Accept the weak answer at this confidence or above.
+        k: Strategies shown to the weak model.
+        score_threshold: Similarity cut-off for retrieved strategies.
+        distill: Distill a strategy from each strong answer.
+        distill_mode: ``"separate"`` or ``"joint"`` (see ``create_intercascade``).
+        prompts: The cascade's prompts.
+        retrieval_query: Picks the retrieval text from the conversation.
+        store_source_query: Keep each strategy's source query.
+        namespace: The bank namespace this model reads and writes.
+        stop: Stop sequences for both models.
+
+    Example:
+        ```python
+        cascade = ChatInterCascade(weak=weak, strong=strong, bank=StrategyBank(emb))
+        chain = prompt | cascade | StrOutputParser()
+        msg = cascade.invoke("A train leaves at ...?")
+        msg.response_metadata["route"], msg.usage_metadata
+        ```
+    """
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    weak: ChatModel
+    strong: ChatModel
+    bank: StrategyBank | None
+    judge: BaseJudge | Runnable[Any, Any] | Callable[..., Any] | None = None
+    threshold: float = Field(default=0.8, ge=0.0, le=1.0)
+    k: int = Field(default=2, ge=1)
+    score_threshold: float | None = 0.5
+    distill: bool = True
+    distill_mode: DistillMode = "separate"
+    prompts: CascadePrompts | None = None
+    retrieval_query: Callable[[Sequence[BaseMessage]], str] = last_user_turn
+    store_source_query: bool = True
+    namespace: str = DEFAULT_NAMESPACE
+    stop: list[str] | None = None
+    # A cached reply would skip the bank: no retrieval stats, no learning.
+    cache: BaseCache | bool | None = False
+
+    _graph: InterCascadeGraph = PrivateAttr()
+
+    @override
+    def model_post_init(self, context: Any, /) -> None:
+        self._graph = self._build(self.weak, self.strong)
+
+    def _build(self, weak: ChatModel, strong: ChatModel) -> InterCascadeGraph:
+        return create_intercascade(
+            weak,
+            strong,
+            bank=self.bank,
+            judge=self.judge,
+            threshold=self.threshold,
+            k=self.k,
+            score_threshold=self.score_threshold,
+            distill=self.distill,
+            distill_mode=self.distill_mode,
+            prompts=self.prompts,
+            retrieval_query=self.retrieval_query,
+            store_source_query=self.store_source_query,
+        )
+
+    @property
+    def graph(self) -> InterCascadeGraph:
+        """The cascade graph this model runs (without per-call tools or stop words)."""
+        return self._graph
+
+    @property
+    def _llm_type(self) -> str:
+        return "intercascade"
+
+    @property
+    def _identifying_params(self) -> dict[str, Any]:
+        return {
+            "weak": _model_name(_unbound(self.weak, "weak")),
+            "strong": _model_name(_unbound(self.strong, "strong")),
+            "threshold": self.threshold,
+            "k": self.k,
+            "score_threshold": self.score_threshold,
+            "distill_mode": self.distill_mode if self.distill else None,
+            "namespace": self.namespace,
+        }
+
+    @override
+    def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
+        names = self._identifying_params
+        params = LangSmithParams(
+            ls_provider="intercascade",
+            # A bound `model=` goes to both models, so it names the call.
+            ls_model_name=kwargs.get("model") or f"{names['weak']}>{names['strong']}",
+            ls_model_type="chat",
+        )
+        if stop or self.stop:
+            params["ls_stop"] = stop or self.stop
+        return params
+
+    @override
+    def bind_tools(
+        self,
+        tools: Sequence[dict[str, Any] | type | Callable[..., Any] | Any],
+        *,
+        tool_choice: str | dict[str, Any] | bool | None = None,
+        **kwargs: Any,
+    ) -> Runnable[LanguageModelInput, AIMessage]:
+        """Bind tools to both the weak and the strong model.
+
+        Args:
+            tools: Tools in any form ``convert_to_openai_tool`` accepts.
+            tool_choice: Passed to both models' ``bind_tools``.
+            **kwargs: Further arguments for both models.
+
+        Returns:
+            This cascade with the tools bound.
+        """
+        return self.bind(
+            tools=[convert_to_openai_tool(tool) for tool in tools],
+            tool_choice=tool_choice,
+            **kwargs,
+        )
+
+    def _graph_for(self, stop: list[str] | None, kwargs: dict[str, Any]) -> InterCascadeGraph:
+        """The graph for one call: per-call tools, stop words and arguments go to both models."""
+        call = dict(kwargs)
+        tools = call.pop("tools", None)
+        tool_choice = call.pop("tool_choice", None)
+        if stop or self.stop:
+            call["stop"] = stop or self.stop
+        if not tools and not call:
+            return self._graph
+
+        def prepare(model: ChatModel) -> ChatModel:
+            model = _with_tools(model, tools, tool_choice) if tools else model
+            return cast(ChatModel, model.bind(**call)) if call else model
+
+        return self._build(prepare(self.weak), prepare(self.strong))
+
+    def _config(
+        self, run_manager: CallbackManagerForLLMRun | AsyncCallbackManagerForLLMRun | None
+    ) -> RunnableConfig:
+        config: RunnableConfig = {"configurable": {NAMESPACE_KEY: self.namespace}}
+        if run_manager is not None:
+            # Nest the graph's runs under this model's run (traces, callbacks).
+            callbacks = CallbackManager(handlers=[], parent_run_id=run_manager.run_id)
+            callbacks.set_handlers(run_manager.inheritable_handlers)
+            callbacks.add_tags(run_manager.inheritable_tags)
+            callbacks.add_metadata(run_manager.inheritable_metadata)
+            config["callbacks"] = callbacks
+        return config
+
+    def _relay(self) -> _Relay:
+        joint = self.distill and self.bank is not None and self.distill_mode == "joint"
+        return _Relay(hide_strategy_block=joint)
+
+    @override
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        state = self._graph_for(stop, kwargs).invoke(messages, self._config(run_manager))
+        return _result(state)
+
+    @override
+    async def _agenerate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        state = await self._graph_for(stop, kwargs).ainvoke(messages, self._config(run_manager))
+        return _result(state)
+
+    @override
+    def _stream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> Iterator[ChatGenerationChunk]:
+        relay = self._relay()
+        for mode, item in self._graph_for(stop, kwargs).stream(
+            messages, self._config(run_manager), stream_mode=["messages", "values"]
+        ):
+            yield from relay.on_state(item) if mode == "values" else relay.on_token(*item)
+        yield relay.finish()
+
+    @override
+    async def _astream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> AsyncIterator[ChatGenerationChunk]:
+        relay = self._relay()
+        async for mode, item in self._graph_for(stop, kwargs).astream(
+            messages, self._config(run_manager), stream_mode=["messages", "values"]
+        ):
+            for chunk in relay.on_state(item) if mode == "values" else relay.on_token(*item):
+                yield chunk
+        yield relay.finish()
+
+
+def _result(state: dict[str, Any]) -> ChatResult:
+    final = _final_message(state)
+    message = AIMessage(
+        content=final.content,
+        tool_calls=final.tool_calls,
+        invalid_tool_calls=final.invalid_tool_calls,
+        usage_metadata=total_usage(state.get("usage") or {}),
+        response_metadata=_response_metadata(final, state),
+    )
+    return ChatResult(generations=[ChatGeneration(message=message)])

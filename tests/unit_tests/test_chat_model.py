@@ -1,0 +1,279 @@
+"""ChatInterCascade: the cascade as a drop-in chat model, on scripted models."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
+from langchain_core.output_parsers import StrOutputParser
+from langchain_core.prompts import ChatPromptTemplate
+from langchain_core.tools import tool
+from langchain_tests.integration_tests import ChatModelIntegrationTests
+from langchain_tests.unit_tests import ChatModelUnitTests
+from pydantic import BaseModel, ValidationError
+
+from langchain_intercascade import StrategyBank
+from langchain_intercascade.chat_model import ChatInterCascade
+from langchain_intercascade.testing import BagOfWordsEmbeddings, ScriptedChatModel
+from tests.unit_tests.conftest import APPLES, APPLES_SIBLING, STRATEGY_JSON, UNRELATED
+
+# -- a tool-aware scripted model for the standard test suites ------------------
+
+
+def _fill(schema: dict[str, Any], text: str) -> Any:
+    """A value of a JSON schema, with the user's text for every string."""
+    kind = schema.get("type")
+    if kind == "object" or "properties" in schema:
+        return {name: _fill(sub, text) for name, sub in schema.get("properties", {}).items()}
+    if kind == "array":
+        return [_fill(schema.get("items", {}), text)]
+    return {"integer": 3, "number": 3.0, "boolean": True}.get(str(kind), text)
+
+
+class ToolAwareModel(ScriptedChatModel):
+    """Calls the chosen (or first) bound tool with schema-filled arguments."""
+
+    def _reply(self, messages: list[BaseMessage], **kwargs: Any) -> AIMessage:
+        tools = kwargs.get("tools")
+        message = super()._reply(messages)
+        if not tools or isinstance(messages[-1], ToolMessage):
+            return message
+        choice = kwargs.get("tool_choice")
+        spec = next((t for t in tools if t["function"]["name"] == choice), tools[0])["function"]
+        text = next(m.text for m in reversed(messages) if isinstance(m, HumanMessage))
+        args = _fill(spec.get("parameters", {}), text)
+        call = {"name": spec["name"], "args": args, "id": f"call_{len(self.calls)}"}
+        return message.model_copy(update={"content": "", "tool_calls": [call]})
+
+
+def _chatty(messages: list[BaseMessage]) -> str:
+    if isinstance(messages[-1], ToolMessage):
+        return f"The tool says: {messages[-1].text}"
+    return "Hello! Here is my answer to you."
+
+
+def _params(confidence: float) -> dict[str, Any]:
+    return {
+        "weak": ToolAwareModel(respond=_chatty, model_name="weak-fake"),
+        "strong": ToolAwareModel(respond=_chatty, model_name="strong-fake"),
+        "bank": StrategyBank(embeddings=BagOfWordsEmbeddings()),
+        "judge": lambda messages, answer: confidence,
+    }
+
+
+class TestUnitStandard(ChatModelUnitTests):
+    @property
+    def chat_model_class(self) -> type[ChatInterCascade]:
+        return ChatInterCascade
+
+    @property
+    def chat_model_params(self) -> dict[str, Any]:
+        return _params(0.9)
+
+    @property
+    def supports_model_override(self) -> bool:
+        return False  # two models: a single `model=` override has no meaning for a cascade
+
+
+class TestStandardWeakRoute(ChatModelIntegrationTests):
+    """Every weak answer is accepted: the weak model's replies, released after the judge."""
+
+    @property
+    def chat_model_class(self) -> type[ChatInterCascade]:
+        return ChatInterCascade
+
+    @property
+    def chat_model_params(self) -> dict[str, Any]:
+        return _params(0.9)
+
+    @property
+    def supports_model_override(self) -> bool:
+        return False  # two models: a single `model=` override has no meaning for a cascade
+
+    # The standard test counts on_chat_model_start events: a cascade reports its inner
+    # weak and strong model calls as child chat-model runs (so traces show them).
+    _INNER_RUNS = pytest.mark.xfail(
+        reason="inner model calls are traced as child chat-model runs", strict=True
+    )
+
+    @_INNER_RUNS
+    @pytest.mark.parametrize("schema_type", ["pydantic", "typeddict", "json_schema"])
+    def test_structured_output(self, model: Any, schema_type: Any) -> None:
+        super().test_structured_output(model, schema_type)
+
+    @_INNER_RUNS
+    @pytest.mark.parametrize("schema_type", ["pydantic", "typeddict", "json_schema"])
+    async def test_structured_output_async(self, model: Any, schema_type: Any) -> None:
+        await super().test_structured_output_async(model, schema_type)
+
+
+class TestStandardStrongRoute(TestStandardWeakRoute):
+    """Every weak answer is deferred: the strong model's replies, streamed live."""
+
+    @property
+    def chat_model_params(self) -> dict[str, Any]:
+        return _params(0.1)
+
+
+# -- the cascade's own behaviour -----------------------------------------------
+
+
+@pytest.fixture
+def cascade(weak: ScriptedChatModel, strong: ScriptedChatModel, bank: StrategyBank) -> Any:
+    return ChatInterCascade(weak=weak, strong=strong, bank=bank)
+
+
+def test_learns_across_calls_and_reports_the_decision(cascade: ChatInterCascade) -> None:
+    first = cascade.invoke(APPLES)
+    assert first.text == "Multiply baskets by apples per basket: the total is 12."
+    meta = first.response_metadata
+    assert meta["route"] == "strong" and meta["threshold"] == 0.8
+    assert meta["model_name"] == "strong-fake"
+    assert meta["new_strategy"]["title"] == "Total from equal groups"
+    assert set(meta["usage"]) == {"weak", "strong"}
+    assert set(meta["usage"]["strong"]) == {"answer", "distill"}
+    # usage_metadata sums every call of the turn.
+    summed = sum(t["total_tokens"] for roles in meta["usage"].values() for t in roles.values())
+    assert first.usage_metadata is not None
+    assert first.usage_metadata["total_tokens"] == summed
+
+    second = cascade.invoke(APPLES_SIBLING)
+    assert second.text == "The total is 30."
+    assert second.response_metadata["route"] == "weak"
+    assert second.response_metadata["model_name"] == "weak-fake"
+    [used] = second.response_metadata["strategies"]
+    assert used["title"] == "Total from equal groups" and used["score"] > 0.5
+    json.dumps(second.response_metadata)  # serializable: servers and checkpointers store it
+
+
+async def test_async_matches_sync(cascade: ChatInterCascade) -> None:
+    await cascade.ainvoke(APPLES)
+    reply = await cascade.ainvoke(APPLES_SIBLING)
+    assert reply.response_metadata["route"] == "weak"
+    chunks = [c async for c in cascade.astream(APPLES_SIBLING)]
+    assert "".join(c.text for c in chunks) == "The total is 30."
+
+
+def test_drops_into_a_chain(cascade: ChatInterCascade) -> None:
+    prompt = ChatPromptTemplate.from_messages([("human", "{question}")])
+    chain = prompt | cascade | StrOutputParser()
+    assert chain.invoke({"question": UNRELATED}) == "Bibliothek."
+
+
+def test_stream_hides_a_deferred_weak_answer(cascade: ChatInterCascade) -> None:
+    chunks = list(cascade.stream(APPLES))
+    # The weak model's wrong "The total is 7." never reaches the user.
+    assert "".join(c.text for c in chunks) == (
+        "Multiply baskets by apples per basket: the total is 12."
+    )
+    assert len(chunks) > 3  # token by token, not one block
+    assert chunks[-1].chunk_position == "last"
+    assert chunks[-1].response_metadata["route"] == "strong"
+    assert sum(1 for c in chunks if c.usage_metadata) == 1
+
+
+def test_stream_releases_an_accepted_weak_answer(cascade: ChatInterCascade) -> None:
+    cascade.invoke(APPLES)
+    full = None
+    for chunk in cascade.stream(APPLES_SIBLING):
+        full = chunk if full is None else full + chunk
+    assert full is not None
+    assert full.text == "The total is 30."
+    assert full.response_metadata["route"] == "weak"
+    assert full.usage_metadata is not None and full.usage_metadata["total_tokens"] > 0
+
+
+def test_stream_hides_the_joint_strategy_block(bank: StrategyBank) -> None:
+    strong = ScriptedChatModel(
+        respond=lambda m: f"The answer is 12.\n<strategy>{STRATEGY_JSON}</strategy>",
+        model_name="strong-fake",
+    )
+    weak = ScriptedChatModel(respond=lambda m: "no idea", logprob=-3.0)
+    cascade = ChatInterCascade(weak=weak, strong=strong, bank=bank, distill_mode="joint")
+    text = "".join(c.text for c in cascade.stream(APPLES))
+    assert text.strip() == "The answer is 12."
+    assert len(bank) == 1
+
+
+def _deferring_weak(messages: list[BaseMessage]) -> str:
+    return "I am not sure."
+
+
+@tool
+def multiply(a: int, b: int) -> int:
+    """Multiply two integers."""
+    return a * b
+
+
+def _judge_tool_calls(messages: list[BaseMessage], answer: AIMessage) -> float:
+    # Tool calls are judged like text: this judge trusts a call to multiply.
+    return 0.95 if any(c["name"] == "multiply" and c["args"] for c in answer.tool_calls) else 0.1
+
+
+def _caller(name: str) -> ScriptedChatModel:
+    def respond(messages: list[BaseMessage]) -> AIMessage:
+        if isinstance(messages[-1], ToolMessage):
+            return AIMessage(f"{name}: the product is {messages[-1].text}.")
+        return AIMessage(
+            "", tool_calls=[{"name": "multiply", "args": {"a": 3, "b": 4}, "id": "c1"}]
+        )
+
+    return ScriptedChatModel(respond=respond, model_name=name)
+
+
+def test_tools_go_to_both_models_and_tool_calls_are_judged(bank: StrategyBank) -> None:
+    weak, strong = _caller("weak"), _caller("strong")
+    cascade = ChatInterCascade(weak=weak, strong=strong, bank=bank, judge=_judge_tool_calls)
+    reply = cascade.bind_tools([multiply]).invoke("What is 3 times 4?")
+    assert reply.tool_calls[0]["name"] == "multiply"
+    assert reply.tool_calls[0]["args"] == {"a": 3, "b": 4}
+    assert reply.response_metadata["route"] == "weak"
+
+    streamed = None
+    for chunk in cascade.bind_tools([multiply]).stream("What is 3 times 4?"):
+        streamed = chunk if streamed is None else streamed + chunk
+    assert streamed is not None and streamed.tool_calls[0]["args"] == {"a": 3, "b": 4}
+
+    deferring = ChatInterCascade(
+        weak=ScriptedChatModel(respond=_deferring_weak),
+        strong=strong,
+        bank=None,
+        judge=_judge_tool_calls,
+    )
+    deferred = deferring.bind_tools([multiply], tool_choice="any").invoke("3 times 4?")
+    assert deferred.response_metadata["route"] == "strong"
+    assert deferred.tool_calls[0]["name"] == "multiply"
+
+
+def test_agent_loop_with_a_checkpointer(bank: StrategyBank) -> None:
+    from langgraph.checkpoint.memory import InMemorySaver
+    from langgraph.prebuilt import create_react_agent
+
+    cascade = ChatInterCascade(
+        weak=_caller("weak"), strong=_caller("strong"), bank=bank, judge=_judge_tool_calls
+    )
+    agent = create_react_agent(cascade, [multiply], checkpointer=InMemorySaver())
+    config = {"configurable": {"thread_id": "t1"}}
+    out = agent.invoke({"messages": [("human", "What is 3 times 4?")]}, config)
+    assert out["messages"][-1].text == "strong: the product is 12."
+    again = agent.invoke({"messages": [("human", "And again?")]}, config)
+    assert len(again["messages"]) == 2 * len(out["messages"])
+
+
+class Answer(BaseModel):
+    value: int
+
+
+def test_with_structured_output(bank: StrategyBank) -> None:
+    model = ScriptedChatModel(respond=lambda m: '{"value": 12}', logprob=-0.01)
+    cascade = ChatInterCascade(weak=model, strong=model, bank=bank)
+    assert cascade.with_structured_output(Answer).invoke("3 times 4?") == Answer(value=12)
+
+
+def test_bad_options_are_refused(weak: ScriptedChatModel, strong: ScriptedChatModel) -> None:
+    with pytest.raises(ValidationError):
+        ChatInterCascade(weak=weak, strong=strong, bank=None, threshold=1.5)
+    with pytest.raises(ValidationError):
+        ChatInterCascade(weak=weak, strong=strong, bank=None, distill_mode="both")
