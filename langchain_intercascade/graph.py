@@ -33,7 +33,7 @@ from langgraph.store.base import BaseStore
 from langgraph.types import Checkpointer, Command
 from typing_extensions import TypedDict, override
 
-from langchain_intercascade.bank import DEFAULT_NAMESPACE, StrategyBank
+from langchain_intercascade.bank import DEFAULT_NAMESPACE, SearchType, StrategyBank
 from langchain_intercascade.costs import (
     Usage,
     ainvoke_counted,
@@ -216,6 +216,7 @@ class _Nodes:
         prompts: CascadePrompts,
         retrieval_query: Callable[[Sequence[BaseMessage]], str],
         store_source_query: bool,
+        search_type: SearchType = "similarity",
     ) -> None:
         self.weak = weak
         self.strong = strong
@@ -229,6 +230,7 @@ class _Nodes:
         self.prompts = prompts
         self.retrieval_query = retrieval_query
         self.store_source_query = store_source_query
+        self.search_type = search_type
         strong_model = _unbound(strong, "strong")
         self.strong_name = _model_name(strong_model)
         self.structured: Runnable[Any, Any] | None
@@ -241,8 +243,7 @@ class _Nodes:
 
     def _retrieve_start(self, state: InterCascadeState, config: RunnableConfig) -> tuple[str, str]:
         query = self.retrieval_query(state.get("messages", []))
-        namespace = (config.get("configurable") or {}).get(NAMESPACE_KEY, DEFAULT_NAMESPACE)
-        return query, namespace
+        return query, run_namespace(config)
 
     def _retrieve_done(
         self, query: str, found: list[RetrievedStrategy], errors: list[str]
@@ -273,6 +274,7 @@ class _Nodes:
                 k=self.k,
                 score_threshold=self.score_threshold,
                 namespace=namespace,
+                search_type=self.search_type,
             )
         except Exception as exc:  # a broken bank or embedder must not lose the answer
             return self._retrieve_done(query, [], [_contained("retrieve_strategy", exc)])
@@ -290,6 +292,7 @@ class _Nodes:
                 k=self.k,
                 score_threshold=self.score_threshold,
                 namespace=namespace,
+                search_type=self.search_type,
             )
         except Exception as exc:
             return self._retrieve_done(query, [], [_contained("retrieve_strategy", exc)])
@@ -385,6 +388,35 @@ class _Nodes:
         except Exception as exc:
             return self._judged(state, None, _contained("confidence_judge", exc))
         return self._judged(state, verdict, None)
+
+    # -- usefulness feedback (after confidence_judge) -------------------------
+
+    @staticmethod
+    def _shown_ids(state: InterCascadeState) -> list[str]:
+        return [s.record.id for s in state.get("strategies") or []]
+
+    def judge_and_record(self, state: InterCascadeState, config: RunnableConfig) -> dict[str, Any]:
+        """Run the judge, then count the route against the strategies shown."""
+        update = self.confidence_judge(state, config)
+        ids = self._shown_ids(state)
+        if self.bank is not None and ids:
+            try:
+                self.bank.record_outcome(ids, accepted=update.get("route") == "weak")
+            except Exception as exc:  # counters are best effort; the answer stands
+                self._add_error(update, state, "confidence_judge", exc)
+        return update
+
+    async def ajudge_and_record(
+        self, state: InterCascadeState, config: RunnableConfig
+    ) -> dict[str, Any]:
+        update = await self.aconfidence_judge(state, config)
+        ids = self._shown_ids(state)
+        if self.bank is not None and ids:
+            try:
+                await self.bank.arecord_outcome(ids, accepted=update.get("route") == "weak")
+            except Exception as exc:
+                self._add_error(update, state, "confidence_judge", exc)
+        return update
 
     # -- strong_answer --------------------------------------------------------
 
@@ -497,22 +529,19 @@ class _Nodes:
             update["errors"] = [*state.get("errors", []), error]
         if strategy is None:
             return update, None
-        namespace = (config.get("configurable") or {}).get(NAMESPACE_KEY, DEFAULT_NAMESPACE)
         record = StrategyRecord.create(
             strategy,
-            namespace=namespace,
+            namespace=run_namespace(config),
             source_query=state.get("query") if self.store_source_query else None,
             model=self.strong_name,
         )
         return update, record
 
-    def _store_failed(
-        self, update: dict[str, Any], state: InterCascadeState, exc: Exception
+    @staticmethod
+    def _add_error(
+        update: dict[str, Any], state: InterCascadeState, node: str, exc: Exception
     ) -> None:
-        update["errors"] = [
-            *update.get("errors", state.get("errors", [])),
-            _contained("distill_strategy", exc),
-        ]
+        update["errors"] = [*update.get("errors", state.get("errors", [])), _contained(node, exc)]
 
     def distill_strategy(self, state: InterCascadeState, config: RunnableConfig) -> dict[str, Any]:
         if state.get("route") != "strong" or self.bank is None:
@@ -534,7 +563,7 @@ class _Nodes:
             try:
                 update["new_strategy"] = self.bank.add(record)
             except Exception as exc:
-                self._store_failed(update, state, exc)
+                self._add_error(update, state, "distill_strategy", exc)
         return update
 
     async def adistill_strategy(
@@ -559,8 +588,31 @@ class _Nodes:
             try:
                 update["new_strategy"] = await self.bank.aadd(record)
             except Exception as exc:
-                self._store_failed(update, state, exc)
+                self._add_error(update, state, "distill_strategy", exc)
         return update
+
+
+def run_namespace(config: RunnableConfig) -> str:
+    """The strategy namespace of a run: ``configurable["strategy_namespace"]``.
+
+    Args:
+        config: The run's config.
+
+    Returns:
+        The namespace; the default one when the config names none.
+
+    Raises:
+        ValueError: If the configured namespace is not a non-empty string (a
+            mistyped tenant id must not fall back to a shared namespace).
+    """
+    namespace = (config.get("configurable") or {}).get(NAMESPACE_KEY)
+    if namespace is None:
+        return DEFAULT_NAMESPACE
+    if not isinstance(namespace, str) or not namespace.strip():
+        raise ValueError(
+            f"configurable[{NAMESPACE_KEY!r}] must be a non-empty string, got {namespace!r}"
+        )
+    return namespace
 
 
 def _contained(node: str, exc: BaseException) -> str:
@@ -608,6 +660,7 @@ def build_intercascade_graph(
     prompts: CascadePrompts | None = None,
     retrieval_query: Callable[[Sequence[BaseMessage]], str] = last_user_turn,
     store_source_query: bool = True,
+    search_type: SearchType = "similarity",
 ) -> StateGraph:  # type: ignore[type-arg]
     """Build the uncompiled Inter-Cascade ``StateGraph``, for users who extend it.
 
@@ -637,6 +690,8 @@ def build_intercascade_graph(
             default is the last user turn.
         store_source_query: Keep the query a strategy came from in its record;
             False leaves it out for privacy.
+        search_type: ``"similarity"`` shows the ``k`` most similar strategies;
+            ``"mmr"`` shows diverse ones (maximal marginal relevance).
 
     Returns:
         The ``StateGraph`` with nodes ``retrieve_strategy``, ``weak_answer``,
@@ -671,6 +726,7 @@ def build_intercascade_graph(
         prompts=prompts,
         retrieval_query=retrieval_query,
         store_source_query=store_source_query,
+        search_type=search_type,
     )
     graph = StateGraph(InterCascadeState, input_schema=InterCascadeInput)
     graph.add_node(
@@ -680,7 +736,7 @@ def build_intercascade_graph(
     graph.add_node("weak_answer", RunnableLambda(nodes.weak_answer, nodes.aweak_answer))
     graph.add_node(
         "confidence_judge",
-        RunnableLambda(nodes.confidence_judge, nodes.aconfidence_judge),
+        RunnableLambda(nodes.judge_and_record, nodes.ajudge_and_record),
     )
     graph.add_node("strong_answer", RunnableLambda(nodes.strong_answer, nodes.astrong_answer))
     graph.add_node(
@@ -710,6 +766,7 @@ def create_intercascade(
     prompts: CascadePrompts | None = None,
     retrieval_query: Callable[[Sequence[BaseMessage]], str] = last_user_turn,
     store_source_query: bool = True,
+    search_type: SearchType = "similarity",
     checkpointer: Checkpointer = None,
     store: BaseStore | None = None,
     name: str = "intercascade",
@@ -731,6 +788,7 @@ def create_intercascade(
         prompts: The cascade's prompts.
         retrieval_query: Picks the retrieval text from the conversation.
         store_source_query: Keep each strategy's source query.
+        search_type: ``"similarity"`` or ``"mmr"`` retrieval.
         checkpointer: A LangGraph checkpointer, for multi-turn threads.
         store: A LangGraph store, passed to the compiled graph.
         name: The graph's name in traces and when used as a subgraph.
@@ -760,6 +818,7 @@ def create_intercascade(
         prompts=prompts,
         retrieval_query=retrieval_query,
         store_source_query=store_source_query,
+        search_type=search_type,
     )
     compiled = graph.compile(checkpointer=checkpointer, store=store, name=name)
     # compile() builds a CompiledStateGraph directly; the subclass only adds input coercion.

@@ -65,19 +65,38 @@ class Strategy(BaseModel):
 
 
 class StrategyRecord(BaseModel):
-    """A strategy as stored in the bank."""
+    """A strategy as stored in the bank, with its provenance and usage counters.
+
+    Records are immutable: the bank stores an updated copy when a counter
+    changes. ``usefulness`` summarizes the counters for ranking and eviction.
+    """
 
     model_config = ConfigDict(frozen=True)
 
-    id: str = Field(description="Content hash of namespace and strategy text.")
+    id: str = Field(description="Content hash of namespace and strategy text, as first stored.")
     strategy: Strategy
-    namespace: str = "default"
+    namespace: str = Field(default="default", min_length=1)
     source_query: str | None = Field(
         default=None,
         description="The query it was distilled from; None to keep it private.",
     )
     model: str | None = Field(default=None, description="The model that wrote it.")
     created_at: datetime = Field(default_factory=lambda: datetime.now(timezone.utc))
+    last_used_at: datetime | None = Field(
+        default=None, description="When the cascade last acted on it after retrieving it."
+    )
+    times_retrieved: int = Field(default=0, ge=0, description="Retrievals the cascade judged.")
+    times_accepted: int = Field(
+        default=0, ge=0, description="Retrievals after which the weak answer was accepted."
+    )
+    times_deferred: int = Field(
+        default=0, ge=0, description="Retrievals after which the query was deferred."
+    )
+    helpful: int = Field(default=0, ge=0, description="Times rated helpful (e.g. by a grader).")
+    harmful: int = Field(default=0, ge=0, description="Times rated harmful.")
+    variants: int = Field(
+        default=0, ge=0, description="Near-duplicate strategies merged into this one."
+    )
 
     @classmethod
     def create(
@@ -99,9 +118,8 @@ class StrategyRecord(BaseModel):
         Returns:
             The record.
         """
-        digest = hashlib.sha256(f"{namespace}\x00{strategy.to_text()}".encode()).hexdigest()
         return cls(
-            id=digest[:32],
+            id=content_id(strategy, namespace),
             strategy=strategy,
             namespace=namespace,
             source_query=source_query,
@@ -122,6 +140,93 @@ class StrategyRecord(BaseModel):
         strategy's title and when it applies.
         """
         return self.source_query or f"{self.strategy.title}. {self.strategy.applies_when}"
+
+    @property
+    def usefulness(self) -> float:
+        """How often the strategy helped, in (0, 1); 0.5 without evidence.
+
+        The Laplace-smoothed share of good outcomes (accepted afterwards, rated
+        helpful) among all outcomes, so one bad outcome does not condemn a new
+        strategy.
+        """
+        good = self.times_accepted + self.helpful
+        bad = self.times_deferred + self.harmful
+        return (good + 1) / (good + bad + 2)
+
+    @property
+    def last_active(self) -> datetime:
+        """When the strategy was last used, or created if never used."""
+        return self.last_used_at or self.created_at
+
+    def with_counts(self, *, used_at: datetime | None = None, **increments: int) -> StrategyRecord:
+        """Return a copy with counters increased.
+
+        Args:
+            used_at: Set ``last_used_at`` to this time.
+            **increments: Counter names (``times_retrieved``, ``times_accepted``,
+                ``times_deferred``, ``helpful``, ``harmful``, ``variants``) and
+                how much to add.
+
+        Returns:
+            The updated copy.
+
+        Raises:
+            ValueError: If a name is not a counter.
+        """
+        unknown = set(increments) - _COUNTERS
+        if unknown:
+            raise ValueError(f"not a strategy counter: {sorted(unknown)}")
+        update: dict[str, Any] = {name: getattr(self, name) + n for name, n in increments.items()}
+        if used_at is not None:
+            update["last_used_at"] = used_at
+        return self.model_copy(update=update)
+
+    def merged_with(self, other: StrategyRecord) -> StrategyRecord:
+        """Fold a near-duplicate into this record.
+
+        The method (steps) stays this record's, as a rewritten method tends to
+        lose detail; the other's new pitfalls are appended, and its counters and
+        variants are added.
+
+        Args:
+            other: The near-duplicate strategy.
+
+        Returns:
+            The merged copy, with this record's id.
+        """
+        known = {p.casefold() for p in self.strategy.pitfalls}
+        pitfalls = self.strategy.pitfalls + [
+            p for p in other.strategy.pitfalls if p.casefold() not in known
+        ]
+        merged = self.with_counts(
+            **{name: getattr(other, name) for name in _COUNTERS - {"variants"}},
+            variants=other.variants + 1,
+        )
+        last = [t for t in (self.last_used_at, other.last_used_at) if t is not None]
+        return merged.model_copy(
+            update={
+                "strategy": self.strategy.model_copy(update={"pitfalls": pitfalls}),
+                "last_used_at": max(last) if last else None,
+            }
+        )
+
+
+_COUNTERS = frozenset(
+    {"times_retrieved", "times_accepted", "times_deferred", "helpful", "harmful", "variants"}
+)
+
+
+def content_id(strategy: Strategy, namespace: str) -> str:
+    """The deterministic id of a strategy in a namespace: a hash of both.
+
+    Args:
+        strategy: The strategy.
+        namespace: Its namespace.
+
+    Returns:
+        32 hex digits.
+    """
+    return hashlib.sha256(f"{namespace}\x00{strategy.to_text()}".encode()).hexdigest()[:32]
 
 
 class RetrievedStrategy(BaseModel):
