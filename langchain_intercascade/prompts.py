@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from langchain_core.prompts import ChatPromptTemplate
+from langchain_core.prompts import ChatPromptTemplate, MessagesPlaceholder
 from pydantic import BaseModel, ConfigDict, Field
 
 from langchain_intercascade.strategies import RetrievedStrategy
@@ -68,6 +68,8 @@ Answer to rate:
 
 Reply with the number only."""
 
+VERIFIER_QUESTION = "Is your answer above correct? Reply with Yes or No only."
+
 
 class CascadePrompts(BaseModel):
     """The cascade's own prompts; each field can be overridden.
@@ -81,7 +83,12 @@ class CascadePrompts(BaseModel):
         joint_instructions: Appended as a system message to the strong model when
             answer and strategy come from one call.
         verbalized_judge: Asks a model to rate an answer; variables
-            ``conversation`` and ``answer``.
+            ``conversation`` (the conversation as text), ``messages`` (the
+            conversation as messages) and ``answer``.
+        verifier_judge: Asks a model whether an answer is correct, to be answered
+            Yes or No; same variables. The default continues the conversation
+            with the answer and a follow-up question, so a provider's prompt
+            cache (or llama.cpp's) reuses the conversation already processed.
     """
 
     model_config = ConfigDict(arbitrary_types_allowed=True, frozen=True)
@@ -96,6 +103,11 @@ class CascadePrompts(BaseModel):
     joint_instructions: str = JOINT_INSTRUCTIONS
     verbalized_judge: ChatPromptTemplate = Field(
         default_factory=lambda: ChatPromptTemplate.from_messages([("human", VERBALIZED_JUDGE)])
+    )
+    verifier_judge: ChatPromptTemplate = Field(
+        default_factory=lambda: ChatPromptTemplate.from_messages(
+            [MessagesPlaceholder("messages"), ("ai", "{answer}"), ("human", VERIFIER_QUESTION)]
+        )
     )
 
     def format_strategies(self, strategies: Sequence[RetrievedStrategy]) -> str:

@@ -8,14 +8,19 @@ from collections.abc import Callable
 
 import numpy as np
 import pytest
+from conftest import APPLES, APPLES_SIBLING, EASY
+from langgraph.checkpoint.memory import InMemorySaver
 from pydantic import ValidationError
 from scipy import stats
 
+from langchain_intercascade import create_intercascade
 from langchain_intercascade.calibration import (
     OnlineRecalibrator,
     ThresholdCalibration,
+    acollect_confidences,
     calibrate_threshold,
     clopper_pearson_upper,
+    collect_confidences,
     threshold_for_deferral_rate,
 )
 
@@ -164,9 +169,7 @@ def test_lists_arrays_and_int_labels_agree() -> None:
     conf = rng.random(300)
     correct = rng.random(300) < 0.5 + 0.5 * conf
     from_arrays = calibrate_threshold(conf, correct, alpha=0.2)
-    from_lists = calibrate_threshold(
-        conf.tolist(), [int(v) for v in correct], alpha=0.2
-    )
+    from_lists = calibrate_threshold(conf.tolist(), [int(v) for v in correct], alpha=0.2)
     from_floats = calibrate_threshold(conf, correct.astype(float), alpha=0.2)
     assert from_arrays == from_lists == from_floats
     assert math.isfinite(from_arrays.threshold)
@@ -296,9 +299,7 @@ def test_clopper_pearson_degenerate_cases_and_monotonicity() -> None:
         (1, 10, 1.0, r"delta must be in"),
     ],
 )
-def test_clopper_pearson_invalid_args(
-    errors: int, n: int, delta: float, message: str
-) -> None:
+def test_clopper_pearson_invalid_args(errors: int, n: int, delta: float, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         clopper_pearson_upper(errors, n, delta)
 
@@ -348,9 +349,7 @@ def test_deferral_rate_with_labels_fills_risk_fields() -> None:
     assert cal.n_accepted == int(accepted.sum()) == 300
     assert cal.n_errors_accepted == errors
     assert cal.empirical_risk == pytest.approx(errors / 300)
-    assert cal.risk_upper_bound == pytest.approx(
-        clopper_pearson_upper(errors, 300, 0.05)
-    )
+    assert cal.risk_upper_bound == pytest.approx(clopper_pearson_upper(errors, 300, 0.05))
     assert cal.delta == 0.05
     assert cal.alpha is None
 
@@ -365,9 +364,7 @@ def test_deferral_rate_with_labels_fills_risk_fields() -> None:
         (0.5, {"delta": 0.0}, r"delta must be in"),
     ],
 )
-def test_deferral_rate_invalid(
-    rate: float, kwargs: dict[str, object], message: str
-) -> None:
+def test_deferral_rate_invalid(rate: float, kwargs: dict[str, object], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         threshold_for_deferral_rate([0.1, 0.5, 0.9, 0.3], rate, **kwargs)  # type: ignore[arg-type]
 
@@ -375,9 +372,7 @@ def test_deferral_rate_invalid(
 # --- Online recalibration ----------------------------------------------------------
 
 
-def _feed(
-    recal: OnlineRecalibrator, conf: np.ndarray, agreed: np.ndarray
-) -> list[int]:
+def _feed(recal: OnlineRecalibrator, conf: np.ndarray, agreed: np.ndarray) -> list[int]:
     """Observe all pairs; return the 1-based observation numbers that recalibrated."""
     return [
         i
@@ -387,9 +382,7 @@ def _feed(
 
 
 def test_online_threshold_stays_initial_before_min_samples() -> None:
-    recal = OnlineRecalibrator(
-        ALPHA, initial_threshold=0.99, window=200, every=50, min_samples=100
-    )
+    recal = OnlineRecalibrator(ALPHA, initial_threshold=0.99, window=200, every=50, min_samples=100)
     conf = np.random.default_rng(7).uniform(0.3, 0.9, 100)
     for c in conf[:99]:
         assert recal.observe(float(c), True) is None
@@ -405,9 +398,7 @@ def test_online_threshold_stays_initial_before_min_samples() -> None:
 
 
 def test_online_recalibrates_every_n_and_window_is_bounded() -> None:
-    recal = OnlineRecalibrator(
-        ALPHA, initial_threshold=0.5, window=200, every=50, min_samples=120
-    )
+    recal = OnlineRecalibrator(ALPHA, initial_threshold=0.5, window=200, every=50, min_samples=120)
     rng = np.random.default_rng(8)
     conf = rng.random(1000)
     agreed = rng.random(1000) < 0.5 + 0.5 * conf
@@ -444,18 +435,14 @@ def test_online_rejects_bad_confidence_without_recording_it() -> None:
         ({"initial_threshold": math.nan}, r"initial_threshold"),
     ],
 )
-def test_online_constructor_validation(
-    kwargs: dict[str, float], message: str
-) -> None:
+def test_online_constructor_validation(kwargs: dict[str, float], message: str) -> None:
     params: dict[str, float] = {"alpha": ALPHA, "initial_threshold": 0.5, **kwargs}
     with pytest.raises(ValueError, match=message):
         OnlineRecalibrator(**params)  # type: ignore[arg-type]
 
 
 def test_online_is_thread_safe() -> None:
-    recal = OnlineRecalibrator(
-        ALPHA, initial_threshold=0.5, window=300, every=25, min_samples=100
-    )
+    recal = OnlineRecalibrator(ALPHA, initial_threshold=0.5, window=300, every=25, min_samples=100)
     results: list[ThresholdCalibration | None] = []
     results_lock = threading.Lock()
 
@@ -478,3 +465,71 @@ def test_online_is_thread_safe() -> None:
     assert recal.n_held == 300
     # Every multiple of 25 from 100 to 1000 triggers exactly once.
     assert sum(r is not None for r in results) == len(range(100, 1001, 25))
+
+
+# --- Collecting confidences through the cascade --------------------------------------
+
+
+def _contains(answer: str, gold: str) -> bool:
+    return gold in answer
+
+
+def test_collect_runs_weak_model_and_judge_only(weak, strong, bank) -> None:
+    cascade = create_intercascade(weak, strong, bank=bank)
+    got = collect_confidences(cascade, [(EASY, "Paris"), (APPLES, "12")], _contains)
+
+    assert got.correct == [True, False]  # without a strategy the weak model adds: 7
+    assert got.answers == ["Paris.", "The total is 7."]
+    assert got.confidences[0] == pytest.approx(math.exp(-0.05))
+    assert got.confidences[1] == pytest.approx(math.exp(-1.5))
+    assert got.signals == ["logprob_mean", "logprob_mean"]
+    assert set(got.usage[0]) == {"weak"}
+    # Calibration never pays for the strong model and never writes to the bank.
+    assert strong.calls == []
+    assert len(bank) == 0
+
+
+def test_collect_injects_the_banks_strategies(weak, strong, bank) -> None:
+    cascade = create_intercascade(weak, strong, bank=bank)
+    cascade.invoke(APPLES)  # deferred: the strong answer is distilled into the bank
+    got = collect_confidences(cascade, [(APPLES_SIBLING, "30")], _contains)
+    # The sibling question retrieves the strategy, so the weak answer is right and sure.
+    assert got.correct == [True]
+    assert got.confidences[0] == pytest.approx(math.exp(-0.05))
+    assert len(bank) == 1
+
+
+def test_collect_keeps_calibration_out_of_the_checkpointer(weak, strong) -> None:
+    saver = InMemorySaver()
+    cascade = create_intercascade(weak, strong, bank=None, checkpointer=saver)
+    got = collect_confidences(cascade, [(EASY, "Paris"), (EASY, "Paris")], _contains)
+    assert got.correct == [True, True]
+    assert list(saver.list(None)) == []
+
+
+def test_collect_contains_judge_failures_as_the_cascade_does(weak, strong) -> None:
+    def broken(messages: object, answer: object) -> float:
+        raise RuntimeError("judge down")
+
+    cascade = create_intercascade(weak, strong, bank=None, judge=broken)
+    got = collect_confidences(cascade, [(EASY, "Paris")], _contains)
+    # The cascade would defer this answer, so calibration sees confidence 0.
+    assert got.confidences == [0.0]
+    assert got.correct == [True]
+    assert "judge down" in got.errors[0][0]
+
+
+async def test_acollect_matches_collect_and_feeds_calibration(weak, strong) -> None:
+    cascade = create_intercascade(weak, strong, bank=None)
+    examples = [(EASY, "Paris")] * 25 + [(APPLES, "12")] * 25
+    got = await acollect_confidences(cascade, examples, _contains, config={"max_concurrency": 4})
+    assert got == collect_confidences(cascade, examples, _contains)
+    cal = got.calibrate(alpha=ALPHA, delta=DELTA)
+    # The 25 sure, right answers are accepted and the 25 unsure, wrong ones deferred.
+    assert cal.threshold == pytest.approx(math.exp(-0.05))
+    assert cal.n_accepted == 25 and cal.n_errors_accepted == 0
+
+
+def test_collect_needs_examples(weak, strong) -> None:
+    with pytest.raises(ValueError, match="examples is empty"):
+        collect_confidences(create_intercascade(weak, strong, bank=None), [], _contains)

@@ -1,0 +1,374 @@
+"""Measure the confidence judges on a real weak model over GSM8K.
+
+For each question the weak model (a GGUF file through ``ChatLlamaCpp``) answers
+once at temperature 0, then every judge scores that answer through
+``collect_confidences`` (the cascade's own ``retrieve_strategy``,
+``weak_answer`` and ``confidence_judge`` nodes). Rows are appended to a JSONL
+file outside the repository, so an interrupted run resumes where it stopped;
+``--report`` turns them into AUROCs, calibrated thresholds and their risk on
+held-back questions (``results.json`` and ``results.md`` next to this script).
+
+Every model call goes through a persistent LangChain ``SQLiteCache``, so
+rerunning is cheap. Token logprobs are not asked for during generation
+(llama-cpp-python computes them slowly); :class:`RescoredLogprobJudge` scores
+the answer's tokens in one teacher-forced forward pass instead (``--timing``
+compares the two).
+
+Usage::
+
+    WEAK_GGUF=~/.cache/intercascade/models/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf \\
+        python benchmarks/judges/measure.py --questions 120
+    python benchmarks/judges/measure.py --report
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from langchain_community.cache import SQLiteCache
+from langchain_community.chat_models import ChatLlamaCpp
+from langchain_core.globals import set_llm_cache
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
+from langchain_core.prompts import ChatPromptTemplate, MessagesPlaceholder
+from langchain_core.runnables import RunnableConfig
+from scipy.stats import rankdata
+
+from langchain_intercascade import CascadePrompts, create_intercascade
+from langchain_intercascade.answers import extract_number, gsm8k_gold, make_grader
+from langchain_intercascade.calibration import (
+    calibrate_threshold,
+    collect_confidences,
+)
+from langchain_intercascade.judges import (
+    BaseJudge,
+    Judgement,
+    LogisticJudge,
+    LogprobJudge,
+    SelfConsistencyJudge,
+    VerbalizedJudge,
+    VerifierJudge,
+)
+
+HERE = Path(__file__).parent
+WORK = Path(os.path.expanduser("~/.cache/intercascade/judges"))
+DATA = Path(os.environ.get("GSM8K_TEST", "/work/shared/data/gsm8k/test.jsonl"))
+SYSTEM = (
+    "Solve the math problem with brief step-by-step reasoning (a few short lines). "
+    "End with a final line of the form 'The answer is <number>'."
+)
+ALPHA = DELTA = 0.1
+# Judges whose confidences feed the logistic combination (the free ones and
+# the cheap model calls; "finished" is a baseline, not a judge worth shipping).
+COMBINED = ("logprob_span_min", "self_consistency", "verifier", "verbalized")
+
+
+class RescoredLogprobJudge(BaseJudge):
+    """A LogprobJudge fed by one teacher-forced forward pass over prompt + answer.
+
+    llama.cpp's chat template formats the prompt exactly as generation did; the
+    answer is re-tokenized and each token's logprob read from the logits.
+
+    Args:
+        llm: A ``ChatLlamaCpp`` built with ``logits_all=True``.
+        inner: The judge that reads the logprobs.
+    """
+
+    def __init__(self, llm: ChatLlamaCpp, inner: LogprobJudge, memo: dict[str, Any]) -> None:
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+        self.llama = llm.client
+        self.inner = inner
+        self.memo = memo
+        self.formatter = Jinja2ChatFormatter(
+            template=self.llama.metadata["tokenizer.chat_template"],
+            eos_token=self.llama.detokenize([self.llama.token_eos()]).decode(),
+            bos_token=self.llama.detokenize([self.llama.token_bos()]).decode(),
+        )
+
+    def scored(self, messages: Sequence[BaseMessage], answer: AIMessage) -> AIMessage:
+        """The answer with OpenAI-format logprobs attached."""
+        key = json.dumps([m.text for m in messages] + [answer.text])
+        if key not in self.memo:
+            self.memo[key] = self._score(messages, answer.text)
+        return answer.model_copy(
+            update={"response_metadata": {**answer.response_metadata, "logprobs": self.memo[key]}}
+        )
+
+    def _score(self, messages: Sequence[BaseMessage], text: str) -> dict[str, Any]:
+        roles = {"system": "system", "human": "user", "ai": "assistant"}
+        formatted = self.formatter(
+            messages=[{"role": roles[m.type], "content": m.text} for m in messages]
+        )
+        prompt = self.llama.tokenize(
+            formatted.prompt.encode(), add_bos=not formatted.added_special, special=True
+        )
+        reply = self.llama.tokenize(text.encode(), add_bos=False, special=False)
+        ids = prompt + reply
+        # Right after generating the answer the context already holds prompt +
+        # answer with their logits (logits_all): evaluate only what is missing.
+        cached = self.llama.input_ids[: self.llama.n_tokens].tolist()
+        common = next(
+            (i for i, (a, b) in enumerate(zip(cached, ids, strict=False)) if a != b),
+            min(len(cached), len(ids)),
+        )
+        common = min(common, len(ids) - 1)
+        self.llama.n_tokens = common
+        self.llama.eval(ids[common:])
+        logits = np.asarray(self.llama.scores[len(prompt) - 1 : len(prompt) + len(reply) - 1])
+        top = logits.max(axis=1, keepdims=True)
+        log_norm = top[:, 0] + np.log(np.exp(logits - top).sum(axis=1))
+        logprobs = logits[np.arange(len(reply)), reply] - log_norm
+        pieces = [self.llama.detokenize([t]).decode(errors="replace") for t in reply]
+        return {
+            "content": [
+                {"token": p, "logprob": float(lp), "top_logprobs": []}
+                for p, lp in zip(pieces, logprobs, strict=True)
+            ]
+        }
+
+    def judge(
+        self,
+        messages: Sequence[BaseMessage],
+        answer: AIMessage,
+        *,
+        config: RunnableConfig | None = None,
+    ) -> Judgement:
+        return self.inner.judge(messages, self.scored(messages, answer), config=config)
+
+
+def finished(messages: Sequence[BaseMessage], answer: AIMessage) -> float:
+    """Baseline: 1 when the reply ended on its own, 0 when it hit max_tokens."""
+    return float(answer.response_metadata.get("finish_reason") == "stop")
+
+
+FOLLOW_UP_RATING = ChatPromptTemplate.from_messages(
+    [
+        MessagesPlaceholder("messages"),
+        ("ai", "{answer}"),
+        (
+            "human",
+            "How likely is your answer above to be fully correct? "
+            "Reply with a number between 0 and 1 only.",
+        ),
+    ]
+)
+GROUPS = {
+    "cheap": (
+        "finished",
+        "logprob_mean",
+        "logprob_min",
+        "logprob_span_mean",
+        "logprob_span_min",
+        "verifier",
+        "verbalized",
+    ),
+    "sc": ("self_consistency",),
+}
+
+
+def build(model_path: str) -> tuple[ChatLlamaCpp, dict[str, Any]]:
+    set_llm_cache(SQLiteCache(str(WORK / "llm-cache.sqlite")))
+    # One llama.cpp context keeps every position's logits (logits_all), so the
+    # answer's logprobs are read after generation and the judges' follow-up
+    # prompts reuse the conversation already in the context.
+    weak = ChatLlamaCpp(
+        model_path=model_path,
+        n_threads=2,
+        n_ctx=2048,
+        verbose=False,
+        logits_all=True,
+        temperature=0.0,
+        max_tokens=256,
+    )
+    # Copies share the context. The verifier needs its first token only (and
+    # llama-cpp-python's top_logprobs cost a full-vocabulary sort per token).
+    verifier = weak.model_copy(update={"max_tokens": 2})
+    rater = weak.model_copy(update={"max_tokens": 6})
+    memo: dict[str, Any] = {}
+    judges: dict[str, Any] = {
+        "finished": finished,
+        "verifier": VerifierJudge(verifier, top_logprobs=10),
+        "verbalized": VerbalizedJudge(
+            rater, structured=False, prompts=CascadePrompts(verbalized_judge=FOLLOW_UP_RATING)
+        ),
+        "self_consistency": SelfConsistencyJudge(
+            weak, extractor=extract_number, n=3, temperature=0.7, seed=0
+        ),
+    }
+    for aggregate in ("mean", "min"):
+        judges[f"logprob_{aggregate}"] = RescoredLogprobJudge(weak, LogprobJudge(aggregate), memo)
+        judges[f"logprob_span_{aggregate}"] = RescoredLogprobJudge(
+            weak, LogprobJudge(aggregate, extractor=extract_number), memo
+        )
+    return weak, judges
+
+
+def load_questions(count: int) -> list[dict[str, str]]:
+    with DATA.open() as f:
+        rows = [json.loads(line) for _, line in zip(range(count), f, strict=False)]
+    return [{"question": r["question"], "gold": gsm8k_gold(r["answer"])} for r in rows]
+
+
+def prompt(question: str) -> list[BaseMessage]:
+    return [SystemMessage(SYSTEM), HumanMessage(question)]
+
+
+def run(args: argparse.Namespace) -> None:
+    weak, judges = build(args.model)
+    grader = make_grader("number")
+    rows_path = WORK / f"rows-{args.group}.jsonl"
+    done = {json.loads(line)["index"] for line in rows_path.open()} if rows_path.exists() else set()
+    config: RunnableConfig = {"max_concurrency": 1}  # one llama.cpp context: no parallel calls
+    cascades = {
+        name: create_intercascade(weak, weak, bank=None, judge=judges[name])
+        for name in GROUPS[args.group]
+    }
+    for index, item in enumerate(load_questions(args.questions)):
+        if index in done:
+            continue
+        row: dict[str, Any] = {"index": index, "gold": item["gold"], "seconds": {}}
+        for name, cascade in cascades.items():
+            start = time.perf_counter()
+            got = collect_confidences(
+                cascade, [(prompt(item["question"]), item["gold"])], grader, config=config
+            )
+            row["seconds"][name] = round(time.perf_counter() - start, 2)
+            row[name] = got.confidences[0]
+            row["correct"] = got.correct[0]
+            row["answered"] = extract_number(got.answers[0])
+            if got.errors[0]:
+                row.setdefault("errors", {})[name] = got.errors[0]
+        with rows_path.open("a") as f:
+            f.write(json.dumps(row) + "\n")
+        print(index, row["correct"], {k: round(row[k], 3) for k in cascades}, row["seconds"])
+
+
+def timing(args: argparse.Namespace) -> None:
+    """Logprobs during generation vs one rescoring pass, on the first questions."""
+    weak, judges = build(args.model)
+    rescorer = judges["logprob_mean"]
+    generator = ChatLlamaCpp(
+        model_path=args.model,
+        n_threads=2,
+        n_ctx=2048,
+        verbose=False,
+        temperature=0.0,
+        max_tokens=256,
+        logits_all=True,
+        cache=False,
+    ).bind(logprobs=True, top_logprobs=1)
+    results = []
+    for item in load_questions(args.timing):
+        messages = prompt(item["question"])
+        answer = weak.invoke(messages)  # cached: the answer itself is not timed
+        start = time.perf_counter()
+        with_logprobs = generator.invoke(messages)
+        generation = time.perf_counter() - start
+        start = time.perf_counter()
+        rescored = rescorer.scored(messages, answer)
+        rescoring = time.perf_counter() - start
+        direct = [t["logprob"] for t in with_logprobs.response_metadata["logprobs"]["content"]]
+        again = [t["logprob"] for t in rescored.response_metadata["logprobs"]["content"]]
+        results.append(
+            {
+                "generate_with_logprobs_s": round(generation, 2),
+                "rescoring_pass_s": round(rescoring, 2),
+                "same_text": with_logprobs.text == answer.text,
+                "tokens_generated": len(direct),
+                "tokens_rescored": len(again),
+                "mean_logprob_generated": round(float(np.mean(direct)), 4),
+                "mean_logprob_rescored": round(float(np.mean(again)), 4),
+            }
+        )
+        print(results[-1], flush=True)
+    (WORK / "timing.json").write_text(json.dumps(results, indent=1))
+
+
+def auroc(scores: Sequence[float], labels: Sequence[bool]) -> float:
+    """Probability that a right answer outscores a wrong one (ties count half)."""
+    y = np.asarray(labels, dtype=bool)
+    n_pos, n_neg = int(y.sum()), int((~y).sum())
+    if not n_pos or not n_neg:
+        return float("nan")
+    ranks = rankdata(scores)
+    return float((ranks[y].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def held_back(threshold: float, scores: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
+    accepted = scores >= threshold
+    n = int(accepted.sum())
+    return {
+        "accepted": n,
+        "coverage": round(n / len(scores), 3),
+        "realized_risk": round(float((~labels[accepted]).mean()), 3) if n else None,
+    }
+
+
+def report(args: argparse.Namespace) -> None:
+    rows = [json.loads(line) for line in (WORK / "rows.jsonl").open()]
+    rows.sort(key=lambda r: r["index"])
+    names = [k for k in rows[0] if isinstance(rows[0][k], float) and k not in ("index",)]
+    labels = np.array([r["correct"] for r in rows], dtype=bool)
+    scores = {name: np.array([r[name] for r in rows]) for name in names}
+    half = len(rows) // 2
+    cal, test = slice(0, half), slice(half, None)
+    combined = LogisticJudge.fit(
+        list(COMBINED), np.column_stack([scores[n][cal] for n in COMBINED]), labels[cal]
+    )
+    scores["logistic"] = np.array(
+        [combined._verdict_from([r[n] for n in COMBINED]) for r in rows]  # noqa: SLF001
+    )
+    out: dict[str, Any] = {
+        "questions": len(rows),
+        "weak_accuracy": round(float(labels.mean()), 3),
+        "calibration_questions": half,
+        "held_back_questions": len(rows) - half,
+        "alpha": ALPHA,
+        "delta": DELTA,
+        "logistic_weights": dict(zip(COMBINED, combined.weights, strict=True)),
+        "logistic_bias": combined.bias,
+        "judges": {},
+    }
+    for name, values in scores.items():
+        calibration = calibrate_threshold(values[cal], labels[cal], alpha=ALPHA, delta=DELTA)
+        out["judges"][name] = {
+            "auroc_all": round(auroc(values, labels), 3),
+            "auroc_held_back": round(auroc(values[test], labels[test]), 3),
+            "threshold": calibration.threshold,
+            "calibration_coverage": calibration.coverage,
+            "held_back": held_back(calibration.threshold, values[test], labels[test]),
+            "mean_seconds": round(float(np.mean([r["seconds"].get(name, 0.0) for r in rows])), 2),
+        }
+    (HERE / "results.json").write_text(json.dumps(out, indent=2) + "\n")
+    print(json.dumps(out, indent=2))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default=os.environ.get("WEAK_GGUF", ""))
+    parser.add_argument("--questions", type=int, default=120)
+    parser.add_argument("--group", choices=sorted(GROUPS), default="cheap")
+    parser.add_argument("--timing", type=int, default=0)
+    parser.add_argument("--report", action="store_true")
+    args = parser.parse_args()
+    args.model = os.path.expanduser(args.model)
+    WORK.mkdir(parents=True, exist_ok=True)
+    if args.report:
+        report(args)
+    elif args.timing:
+        timing(args)
+    else:
+        if not args.model:
+            parser.error("pass --model PATH.gguf or set WEAK_GGUF")
+        run(args)
+
+
+if __name__ == "__main__":
+    main()
