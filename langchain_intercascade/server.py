@@ -36,6 +36,7 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from langchain_core.embeddings import Embeddings
 from langchain_core.language_models import BaseChatModel
@@ -44,6 +45,7 @@ from langchain_core.runnables import RunnableConfig
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from langchain_intercascade.bank import StrategyBank
+from langchain_intercascade.chat_model import ChatInterCascade
 from langchain_intercascade.graph import DistillMode, InterCascadeGraph, create_intercascade
 from langchain_intercascade.testing import BagOfWordsEmbeddings, ScriptedChatModel
 
@@ -200,25 +202,25 @@ class CascadeSettings(BaseModel):
         except ValidationError as exc:
             raise ConfigurationError(f"invalid settings in {file}: {exc}") from exc
 
-    def models(self) -> tuple[BaseChatModel, BaseChatModel, Embeddings]:
-        """Build the weak and strong models and the bank's embeddings.
+    def models(self) -> tuple[BaseChatModel, BaseChatModel]:
+        """Build the weak and strong models.
 
         Returns:
-            The weak model, the strong model and the embeddings.
+            The weak model and the strong model.
 
         Raises:
             ConfigurationError: If models are missing or cannot be loaded.
         """
         if self.fake:
-            return fake_models()
+            weak, strong, _ = fake_models()
+            return weak, strong
         if not self.weak_model or not self.strong_model:
             raise ConfigurationError(
                 "no models configured: set the weak and strong models (GGUF files or "
                 f"module:attribute; {ENV_PREFIX}WEAK_MODEL/{ENV_PREFIX}STRONG_MODEL) "
                 f"or use the scripted fake models ({ENV_PREFIX}FAKE=1, --fake)"
             )
-        weak, strong = self._model(self.weak_model), self._model(self.strong_model)
-        return weak, strong, self._embeddings()
+        return self._model(self.weak_model), self._model(self.strong_model)
 
     def _model(self, spec: str) -> BaseChatModel:
         from langchain_intercascade.models import local_chat_model
@@ -230,8 +232,19 @@ class CascadeSettings(BaseModel):
                 raise ConfigurationError(str(exc)) from exc
         return _import_model(spec)
 
-    def _embeddings(self) -> Embeddings:
+    def embeddings(self) -> Embeddings:
+        """The bank's embeddings: bag-of-words when fake, else :func:`~.models.local_embeddings`.
+
+        Returns:
+            The embeddings.
+
+        Raises:
+            ConfigurationError: If no offline embeddings are available.
+        """
         from langchain_intercascade.models import local_embeddings
+
+        if self.fake:
+            return BagOfWordsEmbeddings()
 
         ggufs = [m for m in (self.weak_model, self.strong_model) if m and m.endswith(".gguf")]
         try:
@@ -239,11 +252,11 @@ class CascadeSettings(BaseModel):
         except ImportError as exc:
             raise ConfigurationError(str(exc)) from exc
 
-    def load_bank(self, embeddings: Embeddings) -> StrategyBank:
+    def load_bank(self, embeddings: Embeddings | None = None) -> StrategyBank:
         """The bank from :attr:`bank_dir` if it holds one, else an empty bank.
 
         Args:
-            embeddings: The bank's embeddings.
+            embeddings: The bank's embeddings; None uses :meth:`embeddings`.
 
         Returns:
             The bank.
@@ -251,6 +264,7 @@ class CascadeSettings(BaseModel):
         Raises:
             ConfigurationError: If the folder holds a bank that cannot be read.
         """
+        embeddings = embeddings or self.embeddings()
         if self.bank_dir is None or not self.bank_dir.exists():
             return StrategyBank(embeddings=embeddings)
         try:
@@ -269,28 +283,14 @@ class CascadeSettings(BaseModel):
         """
         return Cascade(self)
 
-    def cascade(
-        self, weak: BaseChatModel, strong: BaseChatModel, bank: StrategyBank
-    ) -> InterCascadeGraph:
-        """Build the cascade from built models and a bank, with these settings' options.
-
-        Args:
-            weak: The weak model.
-            strong: The strong model.
-            bank: The strategy bank.
-
-        Returns:
-            The compiled cascade graph.
-        """
-        return create_intercascade(
-            weak,
-            strong,
-            bank=bank,
-            threshold=self.threshold,
-            k=self.k,
-            score_threshold=self.score_threshold,
-            distill_mode=self.distill_mode,
-        )
+    def options(self) -> dict[str, Any]:
+        """The cascade options set here, for ``create_intercascade`` or ``ChatInterCascade``."""
+        return {
+            "threshold": self.threshold,
+            "k": self.k,
+            "score_threshold": self.score_threshold,
+            "distill_mode": self.distill_mode,
+        }
 
 
 def _import_model(spec: str) -> BaseChatModel:
@@ -328,15 +328,19 @@ class Cascade:
 
     Attributes:
         settings: The settings it was built from.
+        weak: The weak model.
+        strong: The strong model.
         bank: The strategy bank.
         graph: The compiled cascade graph.
     """
 
     def __init__(self, settings: CascadeSettings) -> None:
-        weak, strong, embeddings = settings.models()
         self.settings = settings
-        self.bank = settings.load_bank(embeddings)
-        self.graph = settings.cascade(weak, strong, self.bank)
+        self.weak, self.strong = settings.models()
+        self.bank = settings.load_bank()
+        self.graph = create_intercascade(
+            self.weak, self.strong, bank=self.bank, **settings.options()
+        )
         self._saved = bank_fingerprint(self.bank)
         self._lock = threading.Lock()
 
@@ -356,6 +360,12 @@ class Cascade:
             self.bank.save(folder)
             self._saved = current
             return True
+
+    def chat_model(self) -> ChatInterCascade:
+        """The same cascade (models, bank, options) as a chat model."""
+        return ChatInterCascade(
+            weak=self.weak, strong=self.strong, bank=self.bank, **self.settings.options()
+        )
 
 
 @lru_cache(maxsize=1)
