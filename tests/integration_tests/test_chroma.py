@@ -1,0 +1,231 @@
+"""The strategy bank on Chroma: an embedded folder, and a ``chroma run`` server on 127.0.0.1.
+
+The server is started and stopped here. With it, banks in several processes share
+one set of strategies: what one process adds, the others see, and dedup holds
+across processes.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import multiprocessing
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from langchain_intercascade import Strategy, StrategyBank, create_intercascade
+from langchain_intercascade.testing import BagOfWordsEmbeddings, ScriptedChatModel
+
+pytestmark = [
+    pytest.mark.skipif(
+        importlib.util.find_spec("langchain_chroma") is None,
+        reason="chromadb and langchain-chroma are not installed (the 'chroma' extra)",
+    ),
+    # The server is on loopback; every other host stays blocked.
+    pytest.mark.allow_hosts(["127.0.0.1"]),
+]
+
+EMBEDDINGS = BagOfWordsEmbeddings(dim=4096)  # no two test words share a hash bucket
+PROCESSES = 4
+LETTERS = "abcdefgh"  # the embeddings ignore digits: names are built from letters
+
+
+def _settings() -> Any:
+    from chromadb.config import Settings
+
+    return Settings(anonymized_telemetry=False)
+
+
+def chroma_store(client: Any, collection: str) -> Any:
+    from langchain_chroma import Chroma
+
+    return Chroma(collection_name=collection, client=client, embedding_function=EMBEDDINGS)
+
+
+def http_client(port: int) -> Any:
+    import chromadb
+
+    return chromadb.HttpClient(host="127.0.0.1", port=port, settings=_settings())
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
+    """A ``chroma run`` server on a free loopback port; yields the port."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    folder = tmp_path_factory.mktemp("chroma-server")
+    log = open(folder / "server.log", "wb")  # noqa: SIM115 - closed after the server stops
+    chroma = Path(sys.executable).with_name("chroma")
+    process = subprocess.Popen(
+        [str(chroma), "run", "--host", "127.0.0.1", "--port", str(port), "--path", str(folder)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "ANONYMIZED_TELEMETRY": "False"},
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                http_client(port).heartbeat()
+                break
+            except Exception:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(
+                        "chroma run did not start: " + (folder / "server.log").read_text()
+                    ) from None
+                time.sleep(0.2)
+        yield port
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.close()
+
+
+@pytest.fixture(params=["embedded", "server"])
+def make_bank(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
+    """Builds banks on one fresh collection, as separate clients would."""
+    collection = f"strategies-{uuid.uuid4().hex[:8]}"
+    if request.param == "server":
+        port = request.getfixturevalue("server")
+
+        def client() -> Any:
+            return http_client(port)
+    else:
+        import chromadb
+
+        def client() -> Any:
+            return chromadb.PersistentClient(path=str(tmp_path / "chroma"), settings=_settings())
+
+    def make(**kwargs: Any) -> StrategyBank:
+        return StrategyBank(EMBEDDINGS, vectorstore=chroma_store(client(), collection), **kwargs)
+
+    return make
+
+
+def strategy(word: str, detail: str = "") -> Strategy:
+    return Strategy(
+        title=word, applies_when=f"problems about {word}", steps=[f"use {word} {detail}"]
+    )
+
+
+def test_search_namespaces_and_inspection(make_bank):
+    bank = make_bank()
+    for word in ("apples", "trains", "paint"):
+        bank.add(strategy(word), source_query=f"a question about {word}")
+    bank.add(strategy("secret"), source_query="a question about apples", namespace="tenant-a")
+    found = bank.search("apples question", k=2)
+    assert found[0].record.strategy.title == "apples"
+    assert found[0].score == pytest.approx(
+        sum(
+            a * b
+            for a, b in zip(
+                EMBEDDINGS.embed_query("apples question"),
+                EMBEDDINGS.embed_query("a question about apples"),
+                strict=True,
+            )
+        ),
+        abs=1e-5,
+    )  # a cosine, as on FAISS
+    assert "secret" not in {s.record.strategy.title for s in bank.search("apples", k=10)}
+    assert [s.record.strategy.title for s in bank.search("apples", namespace="tenant-a")] == [
+        "secret"
+    ]
+    assert len(bank) == 4 and bank.stats().namespaces == {"default": 3, "tenant-a": 1}
+    assert [r.strategy.title for r in bank.records("default")] == ["apples", "trains", "paint"]
+    assert len(bank.search("apples question", k=2, search_type="mmr")) == 2
+    trains = bank.records()[1]
+    assert bank.delete([trains.id]) == 1 and bank.get(trains.id) is None and len(bank) == 3
+
+
+def test_another_client_sees_the_same_records_and_counters(make_bank, tmp_path):
+    writer = make_bank(max_size=3)
+    stored = writer.add(strategy("apples"), source_query="apples in baskets")
+    writer.record_outcome([stored.id], accepted=True)
+    writer.rate(stored.id, helpful=True)
+    for i in range(10):  # near-duplicates: same key, new wording
+        writer.add(strategy("apples", f"variant {i}"), source_query=f"apples in {i} baskets")
+    reader = make_bank()
+    (record,) = reader.records()
+    assert record.id == stored.id and record.variants == 10
+    assert (record.times_accepted, record.helpful) == (1, 1)
+    assert reader.search("apples baskets", k=1)[0].record == record
+    for word in ("trains", "paint", "coins"):
+        writer.add(strategy(word), source_query=f"about {word}")
+    assert len(reader) == 3  # the size limit evicted the least useful
+    assert reader.get(stored.id) is not None
+    # The whole shared bank can be saved to a folder and loaded into FAISS.
+    reader.save(tmp_path / "saved")
+    copy = StrategyBank.load(tmp_path / "saved", embeddings=EMBEDDINGS)
+    assert copy.records() == reader.records()
+
+
+def test_the_cascade_runs_on_a_chroma_bank_per_tenant(make_bank):
+    bank = make_bank()
+
+    def strong(messages: list) -> str:
+        text = messages[-1].text
+        if text.startswith("Problem:"):
+            return '{"title": "Equal groups", "applies_when": "groups", "steps": ["multiply"]}'
+        return "The total is 12."
+
+    weak = ScriptedChatModel(respond=lambda m: "unsure", logprob=-3.0)
+    cascade = create_intercascade(weak, ScriptedChatModel(respond=strong), bank=bank)
+    tenant = {"configurable": {"strategy_namespace": "tenant-a"}}
+    cascade.invoke("Sam has 3 baskets with 4 apples each. How many apples?", tenant)
+    out = cascade.invoke("Ana has 5 baskets with 6 apples each. How many apples?", tenant)
+    assert [s.record.namespace for s in out["strategies"]] == ["tenant-a"]
+    assert cascade.invoke("Li has 2 baskets with 7 apples each. How many?")["strategies"] == []
+    (record,) = bank.records("tenant-a")
+    assert (record.times_retrieved, record.times_deferred) == (1, 1)
+
+
+def _worker(port: int, collection: str, index: int, start: Any) -> None:
+    """One process's writes: its own strategies, shared near-duplicates, one exact copy."""
+    bank = StrategyBank(EMBEDDINGS, vectorstore=chroma_store(http_client(port), collection))
+    start.wait()  # all processes write at once
+    for letter in LETTERS:
+        own = f"own{LETTERS[index]}{letter}"
+        bank.add(strategy(own), source_query=f"{own} question")
+        family = f"shared{letter}"
+        bank.add(strategy(family, f"by process {index}"), source_query=f"{family} {index} question")
+    bank.add(strategy("everyone"), source_query="everyone question")
+
+
+def test_processes_share_one_bank_without_losing_or_duplicating(server):
+    collection = f"strategies-{uuid.uuid4().hex[:8]}"
+    context = multiprocessing.get_context("spawn")
+    start = context.Barrier(PROCESSES)
+    workers = [
+        context.Process(target=_worker, args=(server, collection, i, start))
+        for i in range(PROCESSES)
+    ]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=120)
+    assert [w.exitcode for w in workers] == [0] * PROCESSES
+
+    bank = StrategyBank(EMBEDDINGS, vectorstore=chroma_store(http_client(server), collection))
+    titles = sorted(r.strategy.title for r in bank.records())
+    own = [f"own{LETTERS[p]}{letter}" for p in range(PROCESSES) for letter in LETTERS]
+    families = [f"shared{letter}" for letter in LETTERS]
+    assert titles == sorted(own + families + ["everyone"])
+    assert len(bank) == len(titles) == PROCESSES * 8 + 8 + 1
+    for family in families:  # one copy kept, the others merged into it
+        (found,) = bank.search(f"{family} question", k=1)
+        assert found.record.strategy.title == family
+        # Concurrent merges from several processes may lose a count, never a strategy.
+        assert 1 <= found.record.variants <= PROCESSES - 1
