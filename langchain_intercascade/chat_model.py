@@ -379,7 +379,14 @@ class ChatInterCascade(BaseChatModel):
             callbacks = CallbackManager(handlers=[], parent_run_id=run_manager.run_id)
             callbacks.set_handlers(run_manager.inheritable_handlers)
             callbacks.add_tags(run_manager.inheritable_tags)
-            callbacks.add_metadata(run_manager.inheritable_metadata)
+            # This model's ls_* trace keys describe this run only, not the graph's runs.
+            callbacks.add_metadata(
+                {
+                    key: value
+                    for key, value in run_manager.inheritable_metadata.items()
+                    if not key.startswith("ls_")
+                }
+            )
             config["callbacks"] = callbacks
         return config
 

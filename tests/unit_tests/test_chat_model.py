@@ -3,13 +3,25 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from conftest import (
+    APPLES,
+    APPLES_SIBLING,
+    STRATEGY_JSON,
+    UNRELATED,
+    strong_respond,
+    weak_logprob,
+    weak_respond,
+)
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
 from langchain_core.output_parsers import StrOutputParser
 from langchain_core.prompts import ChatPromptTemplate
 from langchain_core.tools import tool
+from langchain_core.tracers.base import BaseTracer
+from langchain_core.tracers.schemas import Run
 from langchain_tests.integration_tests import ChatModelIntegrationTests
 from langchain_tests.unit_tests import ChatModelUnitTests
 from pydantic import BaseModel, ValidationError
@@ -17,7 +29,6 @@ from pydantic import BaseModel, ValidationError
 from langchain_intercascade import StrategyBank
 from langchain_intercascade.chat_model import ChatInterCascade
 from langchain_intercascade.testing import BagOfWordsEmbeddings, ScriptedChatModel
-from tests.unit_tests.conftest import APPLES, APPLES_SIBLING, STRATEGY_JSON, UNRELATED
 
 # -- a tool-aware scripted model for the standard test suites ------------------
 
@@ -195,6 +206,54 @@ def test_stream_hides_the_joint_strategy_block(bank: StrategyBank) -> None:
     text = "".join(c.text for c in cascade.stream(APPLES))
     assert text.strip() == "The answer is 12."
     assert len(bank) == 1
+
+
+def test_stream_from_non_streaming_models(bank: StrategyBank) -> None:
+    # Like ChatLlamaCpp(streaming=False): each model's reply arrives whole.
+    weak = ScriptedChatModel(
+        respond=weak_respond, logprob=weak_logprob, model_name="weak-fake", disable_streaming=True
+    )
+    strong = ScriptedChatModel(respond=strong_respond, disable_streaming=True)
+    cascade = ChatInterCascade(weak=weak, strong=strong, bank=bank)
+    assert "".join(c.text for c in cascade.stream(APPLES)).endswith("the total is 12.")
+    assert [c.text for c in cascade.stream(APPLES_SIBLING)] == ["The total is 30.", ""]
+
+
+class _Tracer(BaseTracer):
+    def __init__(self) -> None:
+        super().__init__()
+        self.roots: list[Run] = []
+
+    def _persist_run(self, run: Run) -> None:
+        self.roots.append(run)
+
+
+def _tree(run: Run) -> Iterator[Run]:
+    yield run
+    for child in run.child_runs:
+        yield from _tree(child)
+
+
+def test_traces_nest_the_graph_under_the_model_run(cascade: ChatInterCascade) -> None:
+    tracer = _Tracer()
+    cascade.invoke(APPLES, {"callbacks": [tracer]})
+    [root] = tracer.roots
+    assert (root.run_type, root.name) == ("llm", "ChatInterCascade")
+    [graph] = root.child_runs
+    assert graph.name == "intercascade"
+    assert [n.name for n in graph.child_runs] == [
+        "retrieve_strategy",
+        "weak_answer",
+        "confidence_judge",
+        "strong_answer",
+        "distill_strategy",
+    ]
+    models = {r.name: r for r in _tree(root) if r.run_type == "llm" and r is not root}
+    assert "intercascade:weak_model" in models["weak_model"].tags
+    assert "intercascade:strong_model" in models["strong_model"].tags
+    # Model runs carry their own model name for LangSmith, not the cascade's.
+    assert models["weak_model"].extra["metadata"]["ls_model_name"] == "weak-fake"
+    assert "ls_model_name" not in graph.extra["metadata"]
 
 
 def _deferring_weak(messages: list[BaseMessage]) -> str:
