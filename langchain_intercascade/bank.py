@@ -340,8 +340,9 @@ class StrategyBank:
     task); one namespace never sees another's strategies.
 
     Methods are safe to call from many threads and asyncio tasks at once. With a
-    Chroma store (embedded folder or ``chroma run`` server) the store is the
-    source of truth, so banks in several processes share the same strategies.
+    Chroma store the store is the source of truth: banks on one ``chroma run``
+    server, in any number of processes, share the same strategies, and dedup
+    holds across them (an embedded Chroma folder serves one process at a time).
 
     Args:
         embeddings: Embeds strategy keys and queries.
@@ -668,12 +669,13 @@ class StrategyBank:
             lambda_mult: With MMR, 1 favours similarity and 0 diversity.
 
         Returns:
-            Up to ``k`` strategies with their cosine similarity, best first.
+            Up to ``k`` strategies with their cosine similarity, best first (in
+            the order MMR picked them with ``"mmr"``).
 
         Raises:
             ValueError: If an option is out of range.
         """
-        self._check_search(k, namespace, search_type)
+        self._check_search(k, namespace, search_type, lambda_mult)
         if not len(self):
             return []
         vector = _unit(self.embeddings.embed_query(query))
@@ -693,7 +695,7 @@ class StrategyBank:
         lambda_mult: float = 0.5,
     ) -> list[RetrievedStrategy]:
         """Async :meth:`search`: embeds with ``aembed_query``."""
-        self._check_search(k, namespace, search_type)
+        self._check_search(k, namespace, search_type, lambda_mult)
         if not await asyncio.to_thread(len, self):
             return []
         vector = _unit(await self.embeddings.aembed_query(query))
@@ -709,9 +711,11 @@ class StrategyBank:
         )
 
     @staticmethod
-    def _check_search(k: int, namespace: str, search_type: str) -> None:
+    def _check_search(k: int, namespace: str, search_type: str, lambda_mult: float) -> None:
         if k < 1:
             raise ValueError(f"k must be at least 1, got {k}")
+        if not 0.0 <= lambda_mult <= 1.0:
+            raise ValueError(f"lambda_mult must lie in [0, 1], got {lambda_mult}")
         if search_type not in ("similarity", "mmr"):
             raise ValueError(f"search_type must be 'similarity' or 'mmr', got {search_type!r}")
         _check_namespace(namespace)

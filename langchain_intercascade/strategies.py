@@ -98,6 +98,14 @@ class StrategyRecord(BaseModel):
         default=0, ge=0, description="Near-duplicate strategies merged into this one."
     )
 
+    @field_validator("created_at", "last_used_at")
+    @classmethod
+    def _aware(cls, value: datetime | None) -> datetime | None:
+        # Hand-edited JSONL may carry naive times; ordering needs them all comparable.
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=timezone.utc)
+        return value
+
     @classmethod
     def create(
         cls,

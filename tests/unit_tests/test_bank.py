@@ -7,7 +7,8 @@ import json
 
 import numpy as np
 import pytest
-from langchain_core.vectorstores import InMemoryVectorStore
+from langchain_core.documents import Document
+from langchain_core.vectorstores import InMemoryVectorStore, VectorStore
 from langchain_tests.integration_tests import RetrieversIntegrationTests
 
 from langchain_intercascade import Strategy, StrategyBank, StrategyRecord, StrategyRetriever
@@ -40,6 +41,49 @@ def in_memory_bank() -> StrategyBank:
     return StrategyBank(embeddings=embeddings, vectorstore=InMemoryVectorStore(embeddings))
 
 
+class MinimalStore(VectorStore):
+    """A third-party store that knows only the base API and dict filters."""
+
+    def __init__(self, embeddings: BagOfWordsEmbeddings) -> None:
+        self.embedder = embeddings
+        self.rows: dict[str, tuple[Document, list[float]]] = {}
+
+    def add_texts(self, texts, metadatas=None, *, ids=None, **kwargs):
+        vectors = self.embedder.embed_documents(list(texts))
+        for text, meta, id_, vector in zip(texts, metadatas, ids, vectors, strict=True):
+            self.rows[id_] = (Document(page_content=text, metadata=meta, id=id_), vector)
+        return list(ids)
+
+    def delete(self, ids=None, **kwargs):
+        for id_ in ids or []:
+            self.rows.pop(id_, None)
+
+    def similarity_search_by_vector(self, embedding, k=4, filter=None, **kwargs):
+        rows = [
+            (float(np.dot(vector, embedding)), doc)
+            for doc, vector in self.rows.values()
+            if all(doc.metadata.get(key) == value for key, value in (filter or {}).items())
+        ]
+        return [doc for _, doc in sorted(rows, key=lambda row: -row[0])[:k]]
+
+    def similarity_search(self, query, k=4, **kwargs):
+        return self.similarity_search_by_vector(self.embedder.embed_query(query), k, **kwargs)
+
+    @classmethod
+    def from_texts(cls, texts, embedding, metadatas=None, **kwargs):
+        raise NotImplementedError
+
+
+def minimal_store_bank() -> StrategyBank:
+    embeddings = BagOfWordsEmbeddings()
+    return StrategyBank(embeddings=embeddings, vectorstore=MinimalStore(embeddings))
+
+
+STORES = pytest.mark.parametrize(
+    "make", [filled_bank, in_memory_bank, minimal_store_bank], ids=["faiss", "in_memory", "other"]
+)
+
+
 class TestStrategyRetrieverStandard(RetrieversIntegrationTests):
     @property
     def retriever_constructor(self) -> type[StrategyRetriever]:
@@ -57,7 +101,7 @@ class TestStrategyRetrieverStandard(RetrieversIntegrationTests):
 # -- search ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("make", [filled_bank, in_memory_bank], ids=["faiss", "in_memory"])
+@STORES
 def test_search_ranks_by_cosine_similarity_on_any_store(make):
     bank = make()
     if not len(bank):
@@ -82,6 +126,8 @@ def test_empty_bank_and_bad_arguments():
     assert bank.search("anything") == []
     with pytest.raises(ValueError, match="k must be at least 1"):
         filled_bank().search("x", k=0)
+    with pytest.raises(ValueError, match="lambda_mult"):
+        filled_bank().search("x", search_type="mmr", lambda_mult=2.0)
     with pytest.raises(ValueError, match="search_type"):
         filled_bank().search("x", search_type="fuzzy")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="namespace"):
@@ -147,7 +193,7 @@ def test_the_same_strategy_is_stored_once_with_a_content_hash_id():
     assert StrategyRecord.create(strategy("A", "a"), namespace="other").id != first.id
 
 
-@pytest.mark.parametrize("make", [filled_bank, in_memory_bank], ids=["faiss", "in_memory"])
+@STORES
 def test_one_namespace_never_sees_another(make):
     bank = make()
     secret = strategy("Tenant A secret", "apples baskets")
@@ -204,6 +250,8 @@ def test_a_record_is_a_pydantic_model_with_counters():
     with pytest.raises(ValueError):
         StrategyRecord(id="x", strategy=strategy("A", "a"), times_accepted=-1)
     assert StrategyRecord.model_validate_json(record.model_dump_json()) == record
+    naive = StrategyRecord.model_validate({**record.model_dump(), "created_at": "2025-01-01T00:00"})
+    assert naive.created_at.tzinfo is not None and naive.last_active < record.last_active
 
 
 # -- persistence ----------------------------------------------------------------------
