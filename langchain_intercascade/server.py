@@ -368,9 +368,17 @@ class Cascade:
         )
 
 
+_serving = threading.Lock()
+
+
 @lru_cache(maxsize=1)
-def _served() -> Cascade:
+def _build_served() -> Cascade:
     return CascadeSettings.from_env().open()
+
+
+def _served() -> Cascade:
+    with _serving:  # concurrent first requests must not load the models twice
+        return _build_served()
 
 
 @asynccontextmanager
@@ -386,7 +394,7 @@ async def make_graph(config: RunnableConfig) -> AsyncIterator[InterCascadeGraph]
     Yields:
         The cascade graph.
     """
-    served = _served()
+    served = await asyncio.to_thread(_served)  # loading models blocks: keep the loop free
     try:
         yield served.graph
     finally:

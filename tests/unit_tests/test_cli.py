@@ -9,6 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from langchain_intercascade.cli import app
+from langchain_intercascade.server import CascadeSettings
 
 FIRST = "Sam has 3 boxes with 4 pens in each box. How many pens does Sam have?"
 RELATED = "Ana has 5 boxes with 6 pens in each box. How many pens does Ana have?"
@@ -18,8 +19,8 @@ runner = CliRunner()
 
 @pytest.fixture(autouse=True)
 def _no_settings_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("WEAK_MODEL", "STRONG_MODEL", "FAKE", "BANK_DIR", "THRESHOLD"):
-        monkeypatch.delenv(f"INTERCASCADE_{name}", raising=False)
+    for name in CascadeSettings.model_fields:
+        monkeypatch.delenv(f"INTERCASCADE_{name.upper()}", raising=False)
 
 
 def _ok(*args: str) -> str:
@@ -121,12 +122,22 @@ def test_bank_commands_round_trip(tmp_path: Path) -> None:
         (["bank", "ls", "--fake"], "no bank folder"),
         (["bank", "ls", "--fake", "--bank", "/no/such/bank"], "no bank at"),
         (["run", "--fake", "/no/queries.jsonl"], "does not exist"),
+        (
+            ["ask", "--weak", "langchain_intercascade.server:fake_models", "--strong", "a:b", "hi"],
+            "is not a chat model",
+        ),
     ],
 )
 def test_bad_configuration_fails_clearly(args: list[str], message: str) -> None:
     result = runner.invoke(app, args)
     assert result.exit_code == 2
     assert message in " ".join(result.output.split())
+
+
+def test_bad_environment_fails_clearly(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("INTERCASCADE_K", "many")
+    result = runner.invoke(app, ["ask", "--fake", "hi"])
+    assert result.exit_code == 2 and "invalid INTERCASCADE_* settings" in result.output
 
 
 def test_bad_files_fail_clearly(tmp_path: Path) -> None:
