@@ -102,6 +102,7 @@ class _Relay:
         self.hide_strategy_block = hide_strategy_block
         self.withholding = False
         self.text = ""
+        self.sent_content = False
         self.sent_tool_calls = False
         self.state: dict[str, Any] = {}
 
@@ -115,6 +116,7 @@ class _Relay:
                 text = text.split("<", 1)[0]
                 chunk = AIMessageChunk(content=text)
             self.text += text
+        self.sent_content = self.sent_content or bool(chunk.content)
         self.sent_tool_calls = self.sent_tool_calls or bool(chunk.tool_call_chunks)
         if chunk.content or chunk.tool_call_chunks:
             yield ChatGenerationChunk(message=chunk)
@@ -143,12 +145,13 @@ class _Relay:
     def finish(self) -> ChatGenerationChunk:
         """The last chunk: what was not streamed, the usage and the cascade's metadata."""
         final = _final_message(self.state)
-        rest: str | list[Any] = ""
+        rest: str | list[Any]
         if isinstance(final.content, str):
-            if final.content.startswith(self.text):
-                rest = final.content[len(self.text) :]
-        elif not self.text:
-            rest = final.content
+            # What the stream has not shown yet (all of it from a non-streaming model).
+            startswith = final.content.startswith(self.text)
+            rest = final.content[len(self.text) :] if startswith else ""
+        else:  # content blocks: only a reply that did not stream is sent here
+            rest = [] if self.sent_content else final.content
         tool_chunks = (
             []
             if self.sent_tool_calls

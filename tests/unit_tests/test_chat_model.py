@@ -336,3 +336,13 @@ def test_bad_options_are_refused(weak: ScriptedChatModel, strong: ScriptedChatMo
         ChatInterCascade(weak=weak, strong=strong, bank=None, threshold=1.5)
     with pytest.raises(ValidationError):
         ChatInterCascade(weak=weak, strong=strong, bank=None, distill_mode="both")
+
+
+def test_stream_of_content_blocks_is_not_repeated(bank: StrategyBank) -> None:
+    blocks = [{"type": "text", "text": "Bibliothek."}]
+    model = ScriptedChatModel(respond=lambda m: AIMessage(content=blocks), logprob=-0.01)
+    cascade = ChatInterCascade(weak=model, strong=model, bank=bank)
+    full = None
+    for chunk in cascade.stream(UNRELATED):
+        full = chunk if full is None else full + chunk
+    assert full is not None and full.text == "Bibliothek."
