@@ -10,11 +10,13 @@ one-sided Clopper-Pearson test per candidate threshold, combined across
 candidates by fixed-sequence testing (which needs no multiplicity correction).
 
 It also provides a plain quantile mode (:func:`threshold_for_deferral_rate`)
-that targets a deferral rate instead of a risk level, and an opt-in
-:class:`OnlineRecalibrator` that re-runs the calibration on a sliding window.
+that targets a deferral rate instead of a risk level, an opt-in
+:class:`OnlineRecalibrator` that re-runs the calibration on a sliding window,
+and :func:`collect_confidences`, which runs a compiled cascade's weak model and
+judge over labelled examples to produce the calibration data.
 
-This module imports nothing else from the package, so it can be used and
-tested on its own.
+This module imports nothing else from the package (it drives a cascade only
+through the LangGraph API), so it can be used and tested on its own.
 """
 
 from __future__ import annotations
@@ -294,7 +296,15 @@ def calibrate_threshold(
     number accepted only grows as the threshold falls, skipped candidates are
     always the highest ones. Raising ``min_accepted`` makes the first real
     test better powered, which makes an early stop caused by one unlucky
-    error near the top less likely.
+    error near the top less likely, but it also rules out thresholds that
+    accept fewer samples. In simulation (confidence uniform, error rate
+    ``(1 - c) / 2``, ``alpha = delta = 0.1``), with 1000 samples
+    ``min_accepted=50`` cut the runs that end with coverage below 5% from 33%
+    to 14% (mean coverage 0.20 to 0.24); with 200 samples it raised them from
+    46% to 79%, because fewer than 100 samples there have risk below
+    ``alpha``. Testing a coarser grid of candidates helped less (33% to 19%
+    at best). The default stays at 10; with thousands of samples, about 5%
+    of them is a better choice.
 
     Args:
         confidences: Judge confidence per sample, finite and in [0, 1]. A list

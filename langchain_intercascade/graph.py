@@ -33,7 +33,9 @@ from langgraph.store.base import BaseStore
 from langgraph.types import Checkpointer, Command
 from typing_extensions import TypedDict, override
 
+from langchain_intercascade.answers import AnswerExtractor, extract_number
 from langchain_intercascade.bank import DEFAULT_NAMESPACE, SearchType, StrategyBank
+from langchain_intercascade.calibration import OnlineRecalibrator
 from langchain_intercascade.costs import (
     Usage,
     ainvoke_counted,
@@ -58,7 +60,7 @@ from langchain_intercascade.strategies import (
 
 logger = logging.getLogger(__name__)
 
-Route = Literal["weak", "strong"]
+Route = Literal["weak", "strong", "abstain"]
 DistillMode = Literal["separate", "joint"]
 NAMESPACE_KEY = "strategy_namespace"
 """The ``configurable`` key that scopes a run's strategy reads and writes."""
@@ -80,8 +82,13 @@ class InterCascadeState(TypedDict, total=False):
         weak_message: The weak model's reply (None if the weak model failed).
         confidence: The judge's confidence in the weak reply.
         judge_signal: Which signal the judge used.
-        threshold: The acceptance threshold in force.
-        route: ``"weak"`` (weak answer accepted) or ``"strong"`` (deferred).
+        threshold: The acceptance threshold in force (the online recalibrator's,
+            when there is one).
+        route: ``"weak"`` (weak answer accepted), ``"strong"`` (deferred) or
+            ``"abstain"`` (two-threshold mode: neither answer was confident; the
+            more confident one is attached as the answer).
+        strong_confidence: The strong judge's confidence in the strong reply
+            (two-threshold mode only).
         answer: The final answer's text.
         strong_strategy_text: The strategy block of a joint strong reply.
         new_strategy: The strategy stored this turn, or None.
@@ -97,6 +104,7 @@ class InterCascadeState(TypedDict, total=False):
     judge_signal: str
     threshold: float
     route: Route | None
+    strong_confidence: float | None
     answer: str
     strong_strategy_text: str | None
     new_strategy: StrategyRecord | None
@@ -217,6 +225,10 @@ class _Nodes:
         retrieval_query: Callable[[Sequence[BaseMessage]], str],
         store_source_query: bool,
         search_type: SearchType = "similarity",
+        strong_judge: BaseJudge | None = None,
+        strong_threshold: float | None = None,
+        recalibrator: OnlineRecalibrator | None = None,
+        answer_extractor: AnswerExtractor = extract_number,
     ) -> None:
         self.weak = weak
         self.strong = strong
@@ -231,6 +243,10 @@ class _Nodes:
         self.retrieval_query = retrieval_query
         self.store_source_query = store_source_query
         self.search_type = search_type
+        self.strong_judge = strong_judge
+        self.strong_threshold = strong_threshold
+        self.recalibrator = recalibrator
+        self.answer_extractor = answer_extractor
         strong_model = _unbound(strong, "strong")
         self.strong_name = _model_name(strong_model)
         self.structured: Runnable[Any, Any] | None
@@ -238,6 +254,10 @@ class _Nodes:
             self.structured = strong_model.with_structured_output(Strategy, include_raw=True)
         except NotImplementedError:  # no tool calling: fall back to a text parse
             self.structured = None
+
+    def current_threshold(self) -> float:
+        """The weak answer's acceptance threshold: the recalibrated one when online."""
+        return self.recalibrator.threshold if self.recalibrator else self.threshold
 
     # -- retrieve_strategy ----------------------------------------------------
 
@@ -255,8 +275,9 @@ class _Nodes:
             "weak_message": None,
             "confidence": 0.0,
             "judge_signal": "",
-            "threshold": self.threshold,
+            "threshold": self.current_threshold(),
             "route": None,
+            "strong_confidence": None,
             "answer": "",
             "strong_strategy_text": None,
             "new_strategy": None,
@@ -353,15 +374,16 @@ class _Nodes:
     ) -> dict[str, Any]:
         message = state.get("weak_message")
         confidence = verdict.confidence if verdict else 0.0
+        threshold = self.current_threshold()
         update: dict[str, Any] = {
             "confidence": confidence,
             "judge_signal": verdict.signal if verdict else "none",
-            "threshold": self.threshold,
+            "threshold": threshold,
             "usage": merge_usage(state.get("usage", {}), verdict.usage if verdict else {}),
         }
         if error:
             update["errors"] = [*state.get("errors", []), error]
-        if message is not None and verdict is not None and confidence >= self.threshold:
+        if message is not None and verdict is not None and confidence >= threshold:
             update.update(route="weak", messages=[message], answer=message.text)
         else:
             update["route"] = "strong"
@@ -459,6 +481,36 @@ class _Nodes:
             "errors": [*state.get("errors", []), _contained("strong_answer", exc)],
         }
 
+    def _observe_agreement(self, state: InterCascadeState, strong: AIMessage) -> None:
+        # The proxy label: the weak answer counts as right when the strong one agrees.
+        weak = state.get("weak_message")
+        if self.recalibrator is None or weak is None or state.get("judge_signal") == "none":
+            return
+        weak_answer = self.answer_extractor(weak.text)
+        agreed = weak_answer is not None and weak_answer == self.answer_extractor(strong.text)
+        self.recalibrator.observe(state.get("confidence", 0.0), agreed)
+
+    def _strong_judged(
+        self,
+        state: InterCascadeState,
+        update: dict[str, Any],
+        verdict: Judgement | None,
+        error: str | None,
+    ) -> dict[str, Any]:
+        """Two-threshold mode: abstain, with the more confident answer, when unsure."""
+        confidence = verdict.confidence if verdict else 0.0
+        update["strong_confidence"] = confidence
+        update["usage"] = merge_usage(update["usage"], verdict.usage if verdict else {})
+        if error:
+            update["errors"] = [*state.get("errors", []), error]
+        if self.strong_threshold is None or confidence >= self.strong_threshold:
+            return update
+        weak = state.get("weak_message")
+        if weak is not None and state.get("confidence", 0.0) > confidence:
+            update.update(messages=[weak], answer=weak.text)
+        update["route"] = "abstain"  # distill_strategy skips answers nobody is sure of
+        return update
+
     def strong_answer(self, state: InterCascadeState, config: RunnableConfig) -> dict[str, Any]:
         try:
             reply = invoke_counted(
@@ -466,7 +518,16 @@ class _Nodes:
             )
         except Exception as exc:
             return self._strong_failed(state, exc)
-        return self._strong_done(state, reply)
+        update = self._strong_done(state, reply)
+        strong = update["messages"][0]
+        self._observe_agreement(state, strong)
+        if self.strong_judge is None:
+            return update
+        try:
+            verdict = self.strong_judge.judge(state["messages"], strong, config=config)
+        except Exception as exc:  # an unjudgeable strong answer is not a confident one
+            return self._strong_judged(state, update, None, _contained("strong_judge", exc))
+        return self._strong_judged(state, update, verdict, None)
 
     async def astrong_answer(
         self, state: InterCascadeState, config: RunnableConfig
@@ -477,7 +538,16 @@ class _Nodes:
             )
         except Exception as exc:
             return self._strong_failed(state, exc)
-        return self._strong_done(state, reply)
+        update = self._strong_done(state, reply)
+        strong = update["messages"][0]
+        self._observe_agreement(state, strong)
+        if self.strong_judge is None:
+            return update
+        try:
+            verdict = await self.strong_judge.ajudge(state["messages"], strong, config=config)
+        except Exception as exc:
+            return self._strong_judged(state, update, None, _contained("strong_judge", exc))
+        return self._strong_judged(state, update, verdict, None)
 
     # -- distill_strategy -----------------------------------------------------
 
@@ -661,6 +731,10 @@ def build_intercascade_graph(
     retrieval_query: Callable[[Sequence[BaseMessage]], str] = last_user_turn,
     store_source_query: bool = True,
     search_type: SearchType = "similarity",
+    strong_threshold: float | None = None,
+    strong_judge: BaseJudge | Runnable[Any, Any] | Callable[..., Any] | None = None,
+    recalibrator: OnlineRecalibrator | None = None,
+    answer_extractor: AnswerExtractor = extract_number,
 ) -> StateGraph:  # type: ignore[type-arg]
     """Build the uncompiled Inter-Cascade ``StateGraph``, for users who extend it.
 
@@ -692,6 +766,26 @@ def build_intercascade_graph(
             False leaves it out for privacy.
         search_type: ``"similarity"`` shows the ``k`` most similar strategies;
             ``"mmr"`` shows diverse ones (maximal marginal relevance).
+        strong_threshold: Opt-in two-threshold mode (Jung et al.): the strong
+            answer is judged too, and when its confidence is below this the
+            cascade abstains: ``route="abstain"``, with the more confident of
+            the two answers attached, and no strategy distilled. None (the
+            default) always trusts the strong answer.
+        strong_judge: Scores the strong answer in two-threshold mode; None uses
+            :class:`AutoJudge` on the strong model (its logprobs, else its own
+            rating), counting tokens under ``usage["strong"]["judge"]``.
+        recalibrator: Opt-in online recalibration: every deferred query whose
+            weak answer was judged adds ``(confidence, agreed)`` to this
+            :class:`OnlineRecalibrator`, where ``agreed`` means the weak and
+            strong final answers are equal; the judge node then uses its
+            threshold (its ``initial_threshold`` until the first recalibration)
+            instead of ``threshold``. The label is a proxy that assumes the
+            strong model is right, and only deferred queries are labelled (see
+            :class:`OnlineRecalibrator` for the bias this brings). Share one
+            recalibrator between graphs to pool their observations.
+        answer_extractor: Reads the final answer from a reply, to compare weak
+            and strong answers for the recalibrator (numbers by default; see
+            :mod:`langchain_intercascade.answers`).
 
     Returns:
         The ``StateGraph`` with nodes ``retrieve_strategy``, ``weak_answer``,
@@ -706,11 +800,22 @@ def build_intercascade_graph(
         raise TypeError(f"bank must be a StrategyBank or None, got {type(bank).__name__}")
     if not 0.0 <= threshold <= 1.0:
         raise ValueError(f"threshold must lie in [0, 1], got {threshold}")
+    if strong_threshold is not None and not 0.0 <= strong_threshold <= 1.0:
+        raise ValueError(f"strong_threshold must lie in [0, 1], got {strong_threshold}")
     if k < 1:
         raise ValueError(f"k must be at least 1, got {k}")
     if distill_mode not in ("separate", "joint"):
         raise ValueError(f"distill_mode must be 'separate' or 'joint', got {distill_mode!r}")
     prompts = prompts or CascadePrompts()
+    strong_scorer: BaseJudge | None = None  # only two-threshold mode judges the strong answer
+    if strong_threshold is not None:
+        strong_scorer = (
+            as_judge(strong_judge)
+            if strong_judge is not None
+            else AutoJudge(
+                VerbalizedJudge(_unbound(strong, "strong"), model_key="strong", prompts=prompts)
+            )
+        )
     nodes = _Nodes(
         weak=weak,
         strong=strong,
@@ -727,6 +832,10 @@ def build_intercascade_graph(
         retrieval_query=retrieval_query,
         store_source_query=store_source_query,
         search_type=search_type,
+        strong_judge=strong_scorer,
+        strong_threshold=strong_threshold,
+        recalibrator=recalibrator,
+        answer_extractor=answer_extractor,
     )
     graph = StateGraph(InterCascadeState, input_schema=InterCascadeInput)
     graph.add_node(
@@ -767,6 +876,10 @@ def create_intercascade(
     retrieval_query: Callable[[Sequence[BaseMessage]], str] = last_user_turn,
     store_source_query: bool = True,
     search_type: SearchType = "similarity",
+    strong_threshold: float | None = None,
+    strong_judge: BaseJudge | Runnable[Any, Any] | Callable[..., Any] | None = None,
+    recalibrator: OnlineRecalibrator | None = None,
+    answer_extractor: AnswerExtractor = extract_number,
     checkpointer: Checkpointer = None,
     store: BaseStore | None = None,
     name: str = "intercascade",
@@ -789,6 +902,10 @@ def create_intercascade(
         retrieval_query: Picks the retrieval text from the conversation.
         store_source_query: Keep each strategy's source query.
         search_type: ``"similarity"`` or ``"mmr"`` retrieval.
+        strong_threshold: Opt-in two-threshold mode: abstain below it.
+        strong_judge: Scores the strong answer in two-threshold mode.
+        recalibrator: Opt-in online recalibration of ``threshold``.
+        answer_extractor: Compares weak and strong answers for recalibration.
         checkpointer: A LangGraph checkpointer, for multi-turn threads.
         store: A LangGraph store, passed to the compiled graph.
         name: The graph's name in traces and when used as a subgraph.
@@ -819,6 +936,10 @@ def create_intercascade(
         retrieval_query=retrieval_query,
         store_source_query=store_source_query,
         search_type=search_type,
+        strong_threshold=strong_threshold,
+        strong_judge=strong_judge,
+        recalibrator=recalibrator,
+        answer_extractor=answer_extractor,
     )
     compiled = graph.compile(checkpointer=checkpointer, store=store, name=name)
     # compile() builds a CompiledStateGraph directly; the subclass only adds input coercion.

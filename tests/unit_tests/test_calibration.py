@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import math
+import re
 import threading
 from collections.abc import Callable
 
 import numpy as np
 import pytest
 from conftest import APPLES, APPLES_SIBLING, EASY
+from langchain_core.messages import BaseMessage
 from langgraph.checkpoint.memory import InMemorySaver
 from pydantic import ValidationError
 from scipy import stats
 
 from langchain_intercascade import create_intercascade
+from langchain_intercascade.answers import extract_choice
 from langchain_intercascade.calibration import (
     OnlineRecalibrator,
     ThresholdCalibration,
@@ -23,6 +26,7 @@ from langchain_intercascade.calibration import (
     collect_confidences,
     threshold_for_deferral_rate,
 )
+from langchain_intercascade.testing import ScriptedChatModel
 
 ALPHA = 0.1
 DELTA = 0.1
@@ -533,3 +537,81 @@ async def test_acollect_matches_collect_and_feeds_calibration(weak, strong) -> N
 def test_collect_needs_examples(weak, strong) -> None:
     with pytest.raises(ValueError, match="examples is empty"):
         collect_confidences(create_intercascade(weak, strong, bank=None), [], _contains)
+
+
+# --- Online recalibration through the graph ----------------------------------------
+#
+# Questions carry the weak model's confidence; the weak model is right on the
+# confident ones (c >= 0.5) and wrong on the others; the strong model is always
+# right, so agreement is a faithful label here.
+
+
+def _question(i: int, confidence: float) -> str:
+    return f"Q{i}: what is {i} + 1? [c={confidence:.3f}]"
+
+
+def _parse(messages: list[BaseMessage]) -> tuple[int, float]:
+    found = re.match(r"Q(\d+):.*\[c=([\d.]+)\]", messages[-1].text)
+    assert found is not None
+    return int(found.group(1)), float(found.group(2))
+
+
+def _weak_reply(messages: list[BaseMessage]) -> str:
+    i, confidence = _parse(messages)
+    return f"The answer is {i + 1 if confidence >= 0.5 else i + 2}."
+
+
+def _weak_logprob(messages: list[BaseMessage], reply: str) -> float:
+    return math.log(_parse(messages)[1])
+
+
+def _strong_reply(messages: list[BaseMessage]) -> str:
+    return f"It is {_parse(messages)[0] + 1}."
+
+
+def test_online_recalibration_learns_the_threshold_from_deferred_queries() -> None:
+    weak = ScriptedChatModel(respond=_weak_reply, logprob=_weak_logprob)
+    strong = ScriptedChatModel(respond=_strong_reply)
+    recal = OnlineRecalibrator(
+        ALPHA, initial_threshold=1.0, window=100, every=50, min_samples=50, min_accepted=10
+    )
+    cascade = create_intercascade(weak, strong, bank=None, recalibrator=recal)
+    rng = np.random.default_rng(11)
+    confidences = np.round(np.r_[rng.uniform(0.6, 0.95, 40), rng.uniform(0.05, 0.45, 10)], 3)
+    for i, c in enumerate(confidences):
+        out = cascade.invoke(_question(i, c))
+        assert out["route"] == "strong" and out["threshold"] == 1.0  # defer everything at first
+
+    # 50 deferred queries, each labelled by agreement: the threshold is what a
+    # batch calibration on true labels gives, and the cascade starts accepting.
+    assert recal.n_observed == 50
+    batch = calibrate_threshold(confidences, confidences >= 0.5, alpha=ALPHA)
+    assert recal.threshold == pytest.approx(batch.threshold)
+    assert 0.3 < recal.threshold <= 0.6
+    calls = len(strong.calls)
+    sure = cascade.invoke(_question(100, 0.9))
+    unsure = cascade.invoke(_question(101, 0.3))
+    assert sure["route"] == "weak" and sure["threshold"] == recal.threshold
+    assert unsure["route"] == "strong"
+    assert len(strong.calls) == calls + 1
+    assert recal.n_observed == 51  # only the deferred query was labelled
+
+
+def test_online_recalibration_uses_the_answer_extractor_and_skips_unjudged() -> None:
+    weak = ScriptedChatModel(respond=lambda m: "Answer: (B)", logprob=-0.1)
+    strong = ScriptedChatModel(respond=lambda m: "I pick (B).")
+    recal = OnlineRecalibrator(ALPHA, initial_threshold=1.0, window=20, every=20, min_samples=20)
+    cascade = create_intercascade(
+        weak, strong, bank=None, recalibrator=recal, answer_extractor=extract_choice
+    )
+    for _ in range(20):
+        cascade.invoke("Which one?")
+    cal = recal.calibration
+    assert cal is not None and cal.n_samples == 20 and cal.n_errors_accepted == 0
+
+    def broken(messages: object, answer: object) -> float:
+        raise RuntimeError("judge down")
+
+    unjudged = create_intercascade(weak, strong, bank=None, judge=broken, recalibrator=recal)
+    unjudged.invoke("Which one?")
+    assert recal.n_observed == 20  # a deferral the judge never scored is no label

@@ -7,9 +7,11 @@ from itertools import cycle
 
 import numpy as np
 import pytest
+from conftest import APPLES
 from langchain_core.caches import InMemoryCache
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 
+from langchain_intercascade import create_intercascade
 from langchain_intercascade.answers import extract_choice, extract_number
 from langchain_intercascade.judges import (
     Judgement,
@@ -332,3 +334,66 @@ def test_as_judge_adapts_callables_and_checks_their_range() -> None:
         as_judge(lambda m, a: 1.5).judge(QUESTION, AIMessage("1"))
     with pytest.raises(TypeError):
         as_judge(0.5)  # type: ignore[arg-type]
+
+
+# --- Two thresholds: the strong answer is judged too ------------------------------
+
+
+def test_two_thresholds_abstain_with_the_more_confident_answer(weak, strong, bank) -> None:
+    # The weak answer (confidence e^-1.5 = 0.22) is deferred; the strong judge is
+    # unsure too, so the cascade abstains and attaches the more confident answer.
+    unsure = create_intercascade(
+        weak, strong, bank=bank, strong_threshold=0.5, strong_judge=lambda m, a: 0.1
+    ).invoke(APPLES)
+    assert unsure["route"] == "abstain"
+    assert unsure["strong_confidence"] == 0.1
+    assert unsure["answer"] == "The total is 7." == unsure["messages"][-1].text
+    assert len(bank) == 0  # nothing is distilled from an answer nobody is sure of
+
+    less_unsure = create_intercascade(
+        weak, strong, bank=bank, strong_threshold=0.5, strong_judge=lambda m, a: 0.3
+    ).invoke(APPLES)
+    assert less_unsure["route"] == "abstain"
+    assert less_unsure["answer"].endswith("the total is 12.")
+
+
+def test_two_thresholds_keep_a_confident_strong_answer(weak, strong, bank) -> None:
+    out = create_intercascade(
+        weak, strong, bank=bank, strong_threshold=0.5, strong_judge=lambda m, a: 0.9
+    ).invoke(APPLES)
+    assert out["route"] == "strong"
+    assert out["strong_confidence"] == 0.9
+    assert out["new_strategy"] is not None
+
+
+async def test_two_thresholds_default_strong_judge_rates_with_the_strong_model(weak, bank) -> None:
+    def respond(messages: list[BaseMessage]) -> str:
+        last = messages[-1].text
+        return "0.4" if last.startswith("Rate how likely") else "The total is 12."
+
+    strong = ScriptedChatModel(respond=respond, supports_tools=False)
+    cascade = create_intercascade(weak, strong, bank=bank, strong_threshold=0.5, distill=False)
+    out = await cascade.ainvoke(APPLES)
+    assert out["route"] == "abstain"
+    assert out["strong_confidence"] == pytest.approx(0.4)
+    assert out["answer"] == "The total is 12."
+    assert "judge" in out["usage"]["strong"]
+    # Off by default: the strong answer is trusted and not judged.
+    plain = create_intercascade(weak, strong, bank=None).invoke(APPLES)
+    assert plain["route"] == "strong" and plain["strong_confidence"] is None
+
+
+def test_a_failing_strong_judge_abstains_and_records_the_error(weak, strong) -> None:
+    def broken(messages: object, answer: object) -> float:
+        raise RuntimeError("judge down")
+
+    out = create_intercascade(
+        weak, strong, bank=None, strong_threshold=0.5, strong_judge=broken
+    ).invoke(APPLES)
+    assert out["route"] == "abstain"
+    assert any("strong_judge" in e and "judge down" in e for e in out["errors"])
+
+
+def test_strong_threshold_is_validated(weak, strong) -> None:
+    with pytest.raises(ValueError, match="strong_threshold"):
+        create_intercascade(weak, strong, bank=None, strong_threshold=1.5)
