@@ -40,7 +40,6 @@ from langchain_core.outputs import LLMResult
 from langchain_core.runnables import RunnableConfig
 from pydantic import BaseModel, ConfigDict, Field
 from scipy.stats import rankdata
-from tqdm.auto import tqdm
 
 from langchain_intercascade.answers import (
     EXTRACTORS,
@@ -1056,6 +1055,16 @@ def _token_counts(usage: Usage) -> TokenCounts:
     return counts
 
 
+def _progress(stream: list[Example], *, enabled: bool) -> Any:
+    try:
+        from tqdm.auto import tqdm
+    except ImportError as exc:
+        raise ImportError(
+            'the evaluation needs tqdm and matplotlib: pip install "langchain-intercascade[eval]"'
+        ) from exc
+    return tqdm(stream, desc="evaluating", unit="q", disable=not enabled)
+
+
 def _cache_key(model: BaseChatModel) -> str:
     # The key LangChain's cache files a model's calls under, besides the prompt.
     return model._get_llm_string()
@@ -1245,7 +1254,7 @@ def run_evaluation(
                 extractor=extractor,
                 ledger=ledger,
             )
-            bar = tqdm(stream, desc="evaluating", unit="q", disable=not config.progress)
+            bar = _progress(stream, enabled=config.progress)
             for position, example in enumerate(bar):
                 for name in names:
                     if name == "strong" and position % config.strong_sample_every:
