@@ -188,14 +188,16 @@ class _LocalCatalog(_Catalog):
                 vector.tolist(), k=k, filter=lambda doc: doc.metadata["namespace"] == namespace
             )
         elif _is_instance(store, "langchain_community.vectorstores.faiss", "FAISS"):
-            # FAISS filters after searching fetch_k vectors; the flat index scans every
-            # vector anyway, so fetching all of them costs little and misses nothing.
-            hits = store.similarity_search_with_score_by_vector(  # type: ignore[attr-defined]
-                vector.tolist(),
-                k=k,
-                filter={"namespace": namespace},
-                fetch_k=len(self._records),
-            )
+            # FAISS filters the fetch_k nearest vectors in Python: widen the fetch until
+            # k of this namespace are found or every vector was fetched.
+            fetch_k = 4 * k
+            while True:
+                hits = store.similarity_search_with_score_by_vector(  # type: ignore[attr-defined]
+                    vector.tolist(), k=k, filter={"namespace": namespace}, fetch_k=fetch_k
+                )
+                if len(hits) >= k or fetch_k >= len(self._records):
+                    break
+                fetch_k *= 4
             docs = [doc for doc, _ in hits]
         else:
             docs = store.similarity_search_by_vector(

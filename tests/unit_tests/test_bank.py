@@ -210,6 +210,15 @@ def test_one_namespace_never_sees_another(make):
     assert len(bank.records("tenant-a")) == 1 and len(bank.records("tenant-b")) == 2
 
 
+def test_a_small_namespace_is_searched_in_full_beside_a_large_one():
+    bank = StrategyBank(embeddings=BagOfWordsEmbeddings(), dedup_threshold=None)
+    for i in range(300):  # all closer to the query than the small namespace's strategy
+        bank.add(strategy(f"Big {i}", "x"), source_query="apples baskets", namespace="big")
+    bank.add(strategy("Small", "x"), source_query="apples trains", namespace="small")
+    found = bank.search("apples baskets", k=2, namespace="small")
+    assert [s.record.strategy.title for s in found] == ["Small"]
+
+
 def test_records_list_get_delete_and_len():
     bank = filled_bank()
     bank.add(strategy("Other", "x"), namespace="tenant-a", source_query="a tenant query")
