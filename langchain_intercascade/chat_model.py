@@ -95,7 +95,8 @@ class _Relay:
     (a non-streaming model's reply, tool calls) and the cascade's metadata.
     """
 
-    def __init__(self, *, hide_strategy_block: bool) -> None:
+    def __init__(self, *, hide_strategy_block: bool, model_names: dict[str, str]) -> None:
+        self.model_names = model_names
         self.held: list[AIMessageChunk] = []
         self.released = False
         # A joint strong reply ends with a <strategy> block the user must not see.
@@ -167,7 +168,7 @@ class _Relay:
                 content=rest,
                 tool_call_chunks=tool_chunks,
                 usage_metadata=total_usage(self.state.get("usage") or {}),
-                response_metadata=_response_metadata(final, self.state),
+                response_metadata=_response_metadata(final, self.state, self.model_names),
                 chunk_position="last",
             )
         )
@@ -197,13 +198,16 @@ def _final_message(state: dict[str, Any]) -> AIMessage:
     return messages[-1]
 
 
-def _response_metadata(final: AIMessage, state: dict[str, Any]) -> dict[str, Any]:
+def _response_metadata(
+    final: AIMessage, state: dict[str, Any], model_names: dict[str, str]
+) -> dict[str, Any]:
     metadata = {
         key: value
         for key, value in final.response_metadata.items()
         if key in ("finish_reason", "model_name", "model_provider", "system_fingerprint")
     }
-    metadata.setdefault("model_name", "intercascade")
+    # Providers that report no model name (e.g. ChatLlamaCpp): name the answering model.
+    metadata.setdefault("model_name", model_names.get(state.get("route") or "", "intercascade"))
     return {**metadata, **cascade_metadata(state)}
 
 
@@ -308,11 +312,16 @@ class ChatInterCascade(BaseChatModel):
     def _llm_type(self) -> str:
         return "intercascade"
 
-    @property
-    def _identifying_params(self) -> dict[str, Any]:
+    def _model_names(self) -> dict[str, str]:
         return {
             "weak": _model_name(_unbound(self.weak, "weak")),
             "strong": _model_name(_unbound(self.strong, "strong")),
+        }
+
+    @property
+    def _identifying_params(self) -> dict[str, Any]:
+        return {
+            **self._model_names(),
             "threshold": self.threshold,
             "k": self.k,
             "score_threshold": self.score_threshold,
@@ -395,7 +404,7 @@ class ChatInterCascade(BaseChatModel):
 
     def _relay(self) -> _Relay:
         joint = self.distill and self.bank is not None and self.distill_mode == "joint"
-        return _Relay(hide_strategy_block=joint)
+        return _Relay(hide_strategy_block=joint, model_names=self._model_names())
 
     @override
     def _generate(
@@ -406,7 +415,7 @@ class ChatInterCascade(BaseChatModel):
         **kwargs: Any,
     ) -> ChatResult:
         state = self._graph_for(stop, kwargs).invoke(messages, self._config(run_manager))
-        return _result(state)
+        return _result(state, self._model_names())
 
     @override
     async def _agenerate(
@@ -417,7 +426,7 @@ class ChatInterCascade(BaseChatModel):
         **kwargs: Any,
     ) -> ChatResult:
         state = await self._graph_for(stop, kwargs).ainvoke(messages, self._config(run_manager))
-        return _result(state)
+        return _result(state, self._model_names())
 
     @override
     def _stream(
@@ -451,13 +460,13 @@ class ChatInterCascade(BaseChatModel):
         yield relay.finish()
 
 
-def _result(state: dict[str, Any]) -> ChatResult:
+def _result(state: dict[str, Any], model_names: dict[str, str]) -> ChatResult:
     final = _final_message(state)
     message = AIMessage(
         content=final.content,
         tool_calls=final.tool_calls,
         invalid_tool_calls=final.invalid_tool_calls,
         usage_metadata=total_usage(state.get("usage") or {}),
-        response_metadata=_response_metadata(final, state),
+        response_metadata=_response_metadata(final, state, model_names),
     )
     return ChatResult(generations=[ChatGeneration(message=message)])

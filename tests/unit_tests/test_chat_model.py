@@ -346,3 +346,14 @@ def test_stream_of_content_blocks_is_not_repeated(bank: StrategyBank) -> None:
     for chunk in cascade.stream(UNRELATED):
         full = chunk if full is None else full + chunk
     assert full is not None and full.text == "Bibliothek."
+
+
+def test_model_name_falls_back_to_the_answering_model(bank: StrategyBank) -> None:
+    class Unnamed(ScriptedChatModel):
+        def _reply(self, messages: list[BaseMessage], **kwargs: Any) -> AIMessage:
+            reply = super()._reply(messages, **kwargs)
+            return reply.model_copy(update={"response_metadata": {}})
+
+    weak = Unnamed(respond=lambda m: "Paris.", logprob=-0.01, model_name="weak.gguf")
+    cascade = ChatInterCascade(weak=weak, strong=weak, bank=bank)
+    assert cascade.invoke("Capital of France?").response_metadata["model_name"] == "weak.gguf"
