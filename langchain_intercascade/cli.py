@@ -23,7 +23,7 @@ from rich.progress import Progress
 from rich.table import Table
 
 from langchain_intercascade.callbacks import CascadeCostTracker
-from langchain_intercascade.costs import total_usage
+from langchain_intercascade.chat_model import cascade_metadata
 from langchain_intercascade.models import (
     KNOWN_MODELS,
     local_chat_model,
@@ -214,7 +214,7 @@ def run(
     """Run a stream of queries through the cascade, in order, learning as it goes.
 
     Prints one JSON result per query (answer, route, confidence, strategies,
-    tokens), then a summary table per route with tokens and fees (default
+    new strategy, tokens per model), then a summary table per route with tokens and fees (default
     prices) on stderr. The bank is saved afterwards when --bank is set.
 
     Example: intercascade run --fake --bank ./bank questions.jsonl --output results.jsonl
@@ -242,19 +242,7 @@ def run(
 
 
 def _result_row(question: str, out: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "question": question,
-        "answer": out["answer"],
-        "route": out["route"],
-        "confidence": out["confidence"],
-        "strategies": [
-            {"id": s.record.id, "title": s.record.strategy.title, "score": s.score}
-            for s in out["strategies"]
-        ],
-        "new_strategy": out["new_strategy"].strategy.title if out["new_strategy"] else None,
-        "tokens": total_usage(out["usage"])["total_tokens"],
-        "errors": out["errors"],
-    }
+    return {"question": question, "answer": out["answer"], **cascade_metadata(out)}
 
 
 def _summary(tracker: CascadeCostTracker, *, learned: int) -> Table:
