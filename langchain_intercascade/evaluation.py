@@ -401,8 +401,10 @@ class QueryRecord(BaseModel):
         confidence: The judge's confidence in the weak reply (cascades only).
         strategies_shown: How many strategies the weak model saw.
         strategy_scores: Their similarity scores.
+        strategy_ids: Their ids in the bank.
         bank_size: Strategies in the bank after the question.
         new_strategy: The strategy distilled from this question, as text.
+        new_strategy_id: Its id in the bank.
         tokens: Tokens per model and role.
         fee: The tokens' price.
         latency_s: Seconds of model calls (first-call durations, see :class:`CallTimes`).
@@ -421,8 +423,10 @@ class QueryRecord(BaseModel):
     confidence: float | None = None
     strategies_shown: int = 0
     strategy_scores: list[float] = Field(default_factory=list)
+    strategy_ids: list[str] = Field(default_factory=list)
     bank_size: int = 0
     new_strategy: str | None = None
+    new_strategy_id: str | None = None
     tokens: TokenCounts = Field(default_factory=dict)
     fee: float = 0.0
     latency_s: float = 0.0
@@ -1174,8 +1178,10 @@ class _Runner:
             "confidence": state.get("confidence"),
             "strategies_shown": len(strategies),
             "strategy_scores": [s.score for s in strategies],
+            "strategy_ids": [s.record.id for s in strategies],
             "bank_size": len(self.bank) if name == "intercascade" else 0,
             "new_strategy": new.text if new is not None else None,
+            "new_strategy_id": new.id if new is not None else None,
             "errors": list(state.get("errors") or []),
         }
 

@@ -241,6 +241,9 @@ def test_four_configurations_on_a_recurring_stream(
     assert m["intercascade"].weak_accuracy_with_strategies == 1.0
     assert m["intercascade"].n_with_strategies == 7
     assert m["intercascade"].bank_size == 1
+    ic = result.records["intercascade"]
+    assert ic[0].new_strategy_id is not None and "Total from equal groups" in ic[0].new_strategy
+    assert ic[1].strategy_ids == [ic[0].new_strategy_id]  # the sibling saw that strategy
     assert result.rolling["intercascade"].bank_size[:2] == [1, 1]
     assert result.rolling["cascade"].strong_call_rate[-1] == pytest.approx(2 / 3)
     assert m["intercascade"].tokens["strong"]["distill"]["total_tokens"] > 0
