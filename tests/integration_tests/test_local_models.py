@@ -61,9 +61,9 @@ def test_real_model_defer_path_answers_and_counts_tokens(model, embeddings):
 
 
 def test_real_model_logprob_judge_and_token_stream(embeddings):
-    weak = local_chat_model(
-        SMOKE, max_tokens=16, n_ctx=1024, n_threads=2, logits_all=True
-    ).bind(logprobs=True, top_logprobs=1)
+    weak = local_chat_model(SMOKE, max_tokens=16, n_ctx=1024, n_threads=2, logits_all=True).bind(
+        logprobs=True, top_logprobs=1
+    )
     cascade = create_intercascade(
         weak, weak, bank=StrategyBank(embeddings=embeddings), judge=LogprobJudge(), threshold=0.0
     )
