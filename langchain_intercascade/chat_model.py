@@ -24,7 +24,7 @@ from langchain_core.callbacks import (
 )
 from langchain_core.language_models import BaseChatModel, LangSmithParams, LanguageModelInput
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
-from langchain_core.messages.tool import tool_call_chunk
+from langchain_core.messages.tool import ToolCallChunk, tool_call_chunk
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from langchain_core.runnables import Runnable, RunnableBinding, RunnableConfig
 from langchain_core.utils.function_calling import convert_to_openai_tool
@@ -38,6 +38,7 @@ from langchain_intercascade.graph import (
     ChatModel,
     DistillMode,
     InterCascadeGraph,
+    _final_message,
     _model_name,
     _unbound,
     create_intercascade,
@@ -153,20 +154,10 @@ class _Relay:
             rest = final.content[len(self.text) :] if startswith else ""
         else:  # content blocks: only a reply that did not stream is sent here
             rest = [] if self.sent_content else final.content
-        tool_chunks = (
-            []
-            if self.sent_tool_calls
-            else [
-                tool_call_chunk(
-                    name=call["name"], args=json.dumps(call["args"]), id=call["id"], index=i
-                )
-                for i, call in enumerate(final.tool_calls)
-            ]
-        )
         return ChatGenerationChunk(
             message=AIMessageChunk(
                 content=rest,
-                tool_call_chunks=tool_chunks,
+                tool_call_chunks=[] if self.sent_tool_calls else _tool_call_chunks(final),
                 usage_metadata=total_usage(self.state.get("usage") or {}),
                 response_metadata=_response_metadata(final, self.state, self.model_names),
                 chunk_position="last",
@@ -182,20 +173,15 @@ def _clean_chunk(message: AIMessage) -> AIMessageChunk:
     """
     if isinstance(message, AIMessageChunk):
         return AIMessageChunk(content=message.content, tool_call_chunks=message.tool_call_chunks)
-    return AIMessageChunk(
-        content=message.content,
-        tool_call_chunks=[
-            tool_call_chunk(name=c["name"], args=json.dumps(c["args"]), id=c["id"], index=i)
-            for i, c in enumerate(message.tool_calls)
-        ],
-    )
+    return AIMessageChunk(content=message.content, tool_call_chunks=_tool_call_chunks(message))
 
 
-def _final_message(state: dict[str, Any]) -> AIMessage:
-    messages = state.get("messages") or []
-    if not messages or not isinstance(messages[-1], AIMessage):
-        raise ValueError("the cascade produced no answer")
-    return messages[-1]
+def _tool_call_chunks(message: AIMessage) -> list[ToolCallChunk]:
+    """A whole message's tool calls as stream chunks."""
+    return [
+        tool_call_chunk(name=c["name"], args=json.dumps(c["args"]), id=c["id"], index=i)
+        for i, c in enumerate(message.tool_calls)
+    ]
 
 
 def _response_metadata(
@@ -331,7 +317,7 @@ class ChatInterCascade(BaseChatModel):
 
     @override
     def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
-        names = self._identifying_params
+        names = self._model_names()
         params = LangSmithParams(
             ls_provider="intercascade",
             # A bound `model=` goes to both models, so it names the call.
