@@ -58,7 +58,7 @@ def _is_cascade_state(outputs: Any) -> bool:
     # updates carry one or the other.
     return (
         isinstance(outputs, dict)
-        and outputs.get("route") in ("weak", "strong")
+        and isinstance(outputs.get("route"), str)
         and "query" in outputs
         and isinstance(outputs.get("usage"), dict)
     )
@@ -71,7 +71,7 @@ class CascadeCostTracker(BaseCallbackHandler):
         prices: Turns tokens into fees (default: ``costs.DEFAULT_PRICES``).
 
     Attributes:
-        routes: The totals per route (``"weak"``, ``"strong"``).
+        routes: The totals per route (``"weak"``, ``"strong"``, ``"abstain"``).
         prices: The price table in use.
 
     Example:
@@ -101,17 +101,20 @@ class CascadeCostTracker(BaseCallbackHandler):
 
     @property
     def strong_call_rate(self) -> float:
-        """The share of queries deferred to the strong model (0 when none were seen)."""
+        """The share of queries the strong model answered (0 when none were seen).
+
+        Every route but ``"weak"`` called it (``"strong"``, and ``"abstain"`` in
+        two-threshold mode).
+        """
         queries = self.total.queries
-        return (
-            self.routes["strong"].queries / queries if queries and "strong" in self.routes else 0.0
-        )
+        weak = self.routes.get("weak", RouteTotals()).queries
+        return (queries - weak) / queries if queries else 0.0
 
     def record(self, route: str, usage: Usage) -> None:
         """Count one query answered on ``route`` with these tokens.
 
         Args:
-            route: ``"weak"`` or ``"strong"``.
+            route: The turn's route (``"weak"``, ``"strong"``, ``"abstain"``).
             usage: The turn's tokens per model and role.
         """
         turn = RouteTotals(queries=1, usage=usage, fee=self.prices.cost(usage))

@@ -31,7 +31,9 @@ from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import ConfigDict, Field, PrivateAttr
 from typing_extensions import override
 
-from langchain_intercascade.bank import DEFAULT_NAMESPACE, StrategyBank
+from langchain_intercascade.answers import AnswerExtractor, extract_number
+from langchain_intercascade.bank import DEFAULT_NAMESPACE, SearchType, StrategyBank
+from langchain_intercascade.calibration import OnlineRecalibrator
 from langchain_intercascade.costs import total_usage
 from langchain_intercascade.graph import (
     NAMESPACE_KEY,
@@ -96,8 +98,13 @@ class _Relay:
     (a non-streaming model's reply, tool calls) and the cascade's metadata.
     """
 
-    def __init__(self, *, hide_strategy_block: bool, model_names: dict[str, str]) -> None:
+    def __init__(
+        self, *, hide_strategy_block: bool, stream_strong: bool, model_names: dict[str, str]
+    ) -> None:
         self.model_names = model_names
+        # With a strong judge (two-threshold mode) the strong answer may yet be
+        # replaced by an abstention: it then arrives whole, in the last chunk.
+        self.stream_strong = stream_strong
         self.held: list[AIMessageChunk] = []
         self.released = False
         # A joint strong reply ends with a <strategy> block the user must not see.
@@ -133,7 +140,7 @@ class _Relay:
         chunk = _clean_chunk(message)
         if role == "weak" and not self.released:
             self.held.append(chunk)
-        elif role == "strong":
+        elif role == "strong" and self.stream_strong:
             yield from self._send(chunk)
 
     def on_state(self, state: dict[str, Any]) -> Iterator[ChatGenerationChunk]:
@@ -221,7 +228,8 @@ class ChatInterCascade(BaseChatModel):
     a tool-calling weak answer is judged and deferred like a text answer.
     ``stop`` and other bound arguments also go to both models. Streaming holds
     the weak answer's tokens until the judge accepts it and streams the strong
-    model's tokens live.
+    model's tokens live (in two-threshold mode, where the strong answer is
+    judged too, it arrives whole once judged).
 
     Args:
         weak: The cheap chat model that answers first.
@@ -236,6 +244,12 @@ class ChatInterCascade(BaseChatModel):
         prompts: The cascade's prompts.
         retrieval_query: Picks the retrieval text from the conversation.
         store_source_query: Keep each strategy's source query.
+        search_type: ``"similarity"`` or ``"mmr"`` retrieval.
+        strong_threshold: Opt-in two-threshold mode: the strong answer is judged
+            too and the cascade abstains (``route="abstain"``) below this.
+        strong_judge: Scores the strong answer in two-threshold mode.
+        recalibrator: Opt-in online recalibration of the threshold.
+        answer_extractor: Reads final answers, for the recalibrator.
         namespace: The bank namespace this model reads and writes.
         stop: Stop sequences for both models.
 
@@ -262,6 +276,11 @@ class ChatInterCascade(BaseChatModel):
     prompts: CascadePrompts | None = None
     retrieval_query: Callable[[Sequence[BaseMessage]], str] = last_user_turn
     store_source_query: bool = True
+    search_type: SearchType = "similarity"
+    strong_threshold: float | None = Field(default=None, ge=0.0, le=1.0)
+    strong_judge: BaseJudge | Runnable[Any, Any] | Callable[..., Any] | None = None
+    recalibrator: OnlineRecalibrator | None = None
+    answer_extractor: AnswerExtractor = extract_number
     namespace: str = DEFAULT_NAMESPACE
     stop: list[str] | None = None
     # A cached reply would skip the bank: no retrieval stats, no learning.
@@ -287,6 +306,11 @@ class ChatInterCascade(BaseChatModel):
             prompts=self.prompts,
             retrieval_query=self.retrieval_query,
             store_source_query=self.store_source_query,
+            search_type=self.search_type,
+            strong_threshold=self.strong_threshold,
+            strong_judge=self.strong_judge,
+            recalibrator=self.recalibrator,
+            answer_extractor=self.answer_extractor,
         )
 
     @property
@@ -390,7 +414,11 @@ class ChatInterCascade(BaseChatModel):
 
     def _relay(self) -> _Relay:
         joint = self.distill and self.bank is not None and self.distill_mode == "joint"
-        return _Relay(hide_strategy_block=joint, model_names=self._model_names())
+        return _Relay(
+            hide_strategy_block=joint,
+            stream_strong=self.strong_threshold is None,
+            model_names=self._model_names(),
+        )
 
     @override
     def _generate(

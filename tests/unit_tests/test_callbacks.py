@@ -71,3 +71,16 @@ def test_nothing_counted_outside_the_block(cascade) -> None:
         pass
     cascade.invoke(EASY)
     assert costs.total.queries == 0 and costs.rows()[-1]["fee"] == 0.0
+
+
+def test_abstentions_count_as_strong_calls(
+    weak: ScriptedChatModel, strong: ScriptedChatModel, bank: StrategyBank
+) -> None:
+    cascade = create_intercascade(
+        weak, strong, bank=bank, strong_threshold=0.5, strong_judge=lambda m, a: 0.1
+    )
+    with track_cascade_costs() as costs:
+        cascade.invoke(APPLES)
+        cascade.invoke(EASY)
+    assert {r: t.queries for r, t in costs.routes.items()} == {"abstain": 1, "weak": 1}
+    assert costs.strong_call_rate == 0.5

@@ -357,3 +357,16 @@ def test_model_name_falls_back_to_the_answering_model(bank: StrategyBank) -> Non
     weak = Unnamed(respond=lambda m: "Paris.", logprob=-0.01, model_name="weak.gguf")
     cascade = ChatInterCascade(weak=weak, strong=weak, bank=bank)
     assert cascade.invoke("Capital of France?").response_metadata["model_name"] == "weak.gguf"
+
+
+def test_abstention_streams_only_the_final_answer(
+    weak: ScriptedChatModel, strong: ScriptedChatModel, bank: StrategyBank
+) -> None:
+    # Two-threshold mode: an unsure strong answer loses to the (more confident) weak one.
+    cascade = ChatInterCascade(
+        weak=weak, strong=strong, bank=bank, strong_threshold=0.5, strong_judge=lambda m, a: 0.1
+    )
+    chunks = list(cascade.stream(APPLES))
+    assert chunks[-1].response_metadata["route"] == "abstain"
+    assert "".join(c.text for c in chunks) == "The total is 7."
+    assert cascade.invoke(APPLES).text == "The total is 7."
