@@ -370,3 +370,13 @@ def test_abstention_streams_only_the_final_answer(
     assert chunks[-1].response_metadata["route"] == "abstain"
     assert "".join(c.text for c in chunks) == "The total is 7."
     assert cascade.invoke(APPLES).text == "The total is 7."
+
+
+def test_takes_every_option_of_create_intercascade() -> None:
+    import inspect
+
+    from langchain_intercascade import create_intercascade
+
+    options = set(inspect.signature(create_intercascade).parameters)
+    # A chat model gets the whole conversation each call: no checkpointer or store.
+    assert options - {"checkpointer", "store", "name"} <= set(ChatInterCascade.model_fields)
