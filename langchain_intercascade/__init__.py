@@ -5,9 +5,19 @@ defers to a strong model, whose solution is distilled into a reusable strategy
 that later helps the weak model (Inter-Cascade, arXiv 2509.22984).
 """
 
-from langchain_intercascade.bank import StrategyBank, StrategyRetriever
+from langchain_intercascade.bank import (
+    DEFAULT_NAMESPACE,
+    BankStats,
+    DedupPolicy,
+    SearchType,
+    StrategyBank,
+    StrategyRetriever,
+)
+from langchain_intercascade.callbacks import CascadeCostTracker, RouteTotals, track_cascade_costs
+from langchain_intercascade.chat_model import ChatInterCascade, cascade_metadata
 from langchain_intercascade.costs import Usage, total_usage
 from langchain_intercascade.graph import (
+    NAMESPACE_KEY,
     InterCascadeGraph,
     InterCascadeState,
     build_intercascade_graph,
@@ -16,6 +26,7 @@ from langchain_intercascade.graph import (
     last_user_turn,
     pick_answer,
     pick_message,
+    run_namespace,
 )
 from langchain_intercascade.judges import (
     AutoJudge,
@@ -31,21 +42,30 @@ from langchain_intercascade.strategies import (
     RetrievedStrategy,
     Strategy,
     StrategyRecord,
+    content_id,
     parse_strategy,
 )
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "DEFAULT_NAMESPACE",
+    "NAMESPACE_KEY",
     "AutoJudge",
+    "BankStats",
     "BaseJudge",
+    "CascadeCostTracker",
     "CascadePrompts",
+    "ChatInterCascade",
+    "DedupPolicy",
     "InterCascadeGraph",
     "InterCascadeState",
     "Judgement",
     "LogprobJudge",
     "MissingLogprobsError",
     "RetrievedStrategy",
+    "RouteTotals",
+    "SearchType",
     "Strategy",
     "StrategyBank",
     "StrategyRecord",
@@ -55,11 +75,15 @@ __all__ = [
     "__version__",
     "as_judge",
     "build_intercascade_graph",
+    "cascade_metadata",
     "coerce_input",
+    "content_id",
     "create_intercascade",
     "last_user_turn",
     "parse_strategy",
     "pick_answer",
     "pick_message",
+    "run_namespace",
     "total_usage",
+    "track_cascade_costs",
 ]

@@ -613,8 +613,16 @@ class _Nodes:
     ) -> None:
         update["errors"] = [*update.get("errors", state.get("errors", [])), _contained(node, exc)]
 
+    def _distillable(self, state: InterCascadeState) -> bool:
+        # A tool-calling strong reply has no solution text to learn a method from.
+        return (
+            state.get("route") == "strong"
+            and self.bank is not None
+            and bool(state.get("answer", "").strip())
+        )
+
     def distill_strategy(self, state: InterCascadeState, config: RunnableConfig) -> dict[str, Any]:
-        if state.get("route") != "strong" or self.bank is None:
+        if not self._distillable(state):
             return {}
         if self.distill_mode == "joint":
             distilled = self._joint_strategy(state)
@@ -639,7 +647,7 @@ class _Nodes:
     async def adistill_strategy(
         self, state: InterCascadeState, config: RunnableConfig
     ) -> dict[str, Any]:
-        if state.get("route") != "strong" or self.bank is None:
+        if not self._distillable(state):
             return {}
         if self.distill_mode == "joint":
             distilled = self._joint_strategy(state)

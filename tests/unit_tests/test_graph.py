@@ -428,3 +428,13 @@ def test_async_streaming_of_a_weak_answer_keeps_logprobs(weak, strong, bank):
     # Logprobs survive token streaming: the judge still reads them.
     assert judged[0]["confidence_judge"]["route"] == "weak"
     assert any(mode == "messages" for mode, _ in events)
+
+
+def test_a_tool_calling_strong_answer_is_not_distilled(weak, bank):
+    call = {"name": "calculator", "args": {"expression": "3*4"}, "id": "c1"}
+    strong = ScriptedChatModel(respond=lambda m: AIMessage("", tool_calls=[call]))
+    out = create_intercascade(weak, strong, bank=bank).invoke(APPLES)
+    assert out["route"] == "strong"
+    assert out["messages"][-1].tool_calls[0]["name"] == "calculator"
+    assert out["new_strategy"] is None and len(bank) == 0
+    assert not any(c[-1].text.startswith("Problem:") for c in strong.calls)
