@@ -686,7 +686,8 @@ def collect_confidences(
     Each example runs through the compiled cascade up to its judge
     (``retrieve_strategy``, ``weak_answer``, ``confidence_judge``) and stops
     before ``strong_answer``: the strong model is never called and no strategy
-    is distilled, so the bank is read but not changed. With a bank, the weak
+    is distilled or added (the bank's usefulness counters do count these runs
+    like any others, since the judge node records them). With a bank, the weak
     model sees the strategies retrieved for each example exactly as in
     production, which matters: strategies shift the confidence distribution,
     and the guarantee of :func:`calibrate_threshold` needs calibration data of
