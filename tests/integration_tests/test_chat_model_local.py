@@ -7,30 +7,13 @@ scripted models do not take.
 
 from __future__ import annotations
 
-import importlib.util
-import os
-from pathlib import Path
-
 import pytest
+from smoke_model import SMOKE, requires_smoke_model
 
 from langchain_intercascade.chat_model import ChatInterCascade
-from langchain_intercascade.models import KNOWN_MODELS, local_chat_model, model_dir
+from langchain_intercascade.models import local_chat_model
 
-SMOKE = Path(
-    os.environ.get("INTERCASCADE_SMOKE_MODEL") or model_dir() / KNOWN_MODELS["smoke"].filename
-)
-
-pytestmark = [
-    pytest.mark.integration,
-    pytest.mark.skipif(
-        importlib.util.find_spec("llama_cpp") is None,
-        reason="llama-cpp-python is not installed (the 'local' extra)",
-    ),
-    pytest.mark.skipif(
-        not SMOKE.is_file(),
-        reason=f"no smoke model at {SMOKE}: run `intercascade models pull smoke`",
-    ),
-]
+pytestmark = requires_smoke_model
 
 
 @pytest.fixture(scope="module")
