@@ -237,6 +237,21 @@ each and pays with a $10 bill. How much change does he get?":
            "    return amount_paid - total_cost"],
  "pitfalls": ["Read each parameter's value from the new problem"]}}"""
 
+WORKED_REQUEST = {
+    "named": "Write the recipe for problems with this story as a JSON object with the keys "
+    '"title" (the story in a few words), "applies_when" (the story\'s set-up), "steps" '
+    '(formulas over named quantities, the last one "answer = ...") and "pitfalls" (a list). '
+    "Reply with the JSON only.",
+    "exemplar": 'Rewrite the solution as a worked example: a JSON object with the keys "title" '
+    '(the story in a few words), "applies_when" (the story\'s set-up), "steps" (one formula '
+    "per step that names the quantity and shows this problem's numbers, the last one "
+    '"answer = ...") and "pitfalls" (a list). Reply with the JSON only.',
+    "program": 'Write the function as a JSON object with the keys "title" (the story in a few '
+    'words), "applies_when" (the story\'s set-up), "steps" (the lines of a Python function '
+    '"solve" whose parameters name the quantities) and "pitfalls" (a list). Reply with the '
+    "JSON only.",
+}
+
 SECTION_WITH_USE = """\
 <reference_strategies>
 A similar problem was solved before. Its method is below. If the new problem has \
@@ -256,9 +271,9 @@ def prompts_for(variant: str) -> CascadePrompts:
         "exemplar": EXEMPLAR_DISTILL_SYSTEM,
         "program": PROGRAM_DISTILL_SYSTEM,
     }[variant]
-    human = DISTILL_HUMAN
-    if variant == "exemplar":
-        human = human.replace('"steps" (a list of general steps)', '"steps" (the worked steps)')
+    # The default request ("Write the general strategy ...") drew a generic "General
+    # Strategy for Solving Word Problems" from the 1.5B model under either system prompt.
+    human = DISTILL_HUMAN.split("Write the general strategy")[0] + WORKED_REQUEST[variant]
     return CascadePrompts(
         distill=ChatPromptTemplate.from_messages([("system", system), ("human", human)]),
         strategy_section=SECTION_WITH_USE,
