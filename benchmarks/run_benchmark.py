@@ -151,10 +151,19 @@ _EQUATION = re.compile(
 _SAFE = re.compile(r"^[\d.\s()+\-*/]+$")
 
 
+def _plain_math(text: str) -> str:
+    # LaTeX as the models write it: "\\(7 \\text{ dozen} \\times 12 = 84\\)" -> "7 * 12 = 84".
+    text = re.sub(r"\\text\{[^}]*\}", " ", text)
+    text = re.sub(r"\\frac\{([^}]*)\}\{([^}]*)\}", r"(\1)/(\2)", text)
+    for latex, op in (("\\times", "*"), ("\\cdot", "*"), ("\\div", "/")):
+        text = text.replace(latex, op)
+    return re.sub(r"\\[\[\]()]|[{}]", " ", text)
+
+
 def check_equations(text: str) -> tuple[int, int]:
     """Count the ``a op b = c`` equations in a reply and how many are arithmetically right."""
     checked = right = 0
-    for left, result in _EQUATION.findall(text):
+    for left, result in _EQUATION.findall(_plain_math(text)):
         expression = left.replace(",", "").replace("×", "*").replace("÷", "/")
         expression = re.sub(r"(?<=\d)\s*x\s*(?=\d)", "*", expression).strip().lstrip(".,")
         if not _SAFE.match(expression):
@@ -169,13 +178,16 @@ def check_equations(text: str) -> tuple[int, int]:
     return checked, right
 
 
-class ArithmeticCheckJudge(BaseJudge):
-    """A free judge: are the reply's written calculations right, and does it state an answer?
+class SelfCheckJudge(BaseJudge):
+    """A judge with no model call: does the reply's own working support its answer?
 
-    Confidence is the fraction of ``a op b = c`` equations in the reply whose arithmetic
-    holds (0.5 when it shows none), and 0 when no final number can be read. It needs no
-    model call, which matters on a shared 2-core machine where one more weak call per
-    question costs minutes; it cannot see a wrong set-up with right arithmetic.
+    The 0.5B coder model often answers with a Python program and then a made-up
+    "output". When the reply holds a program, it is run (arithmetic only, in a
+    throwaway interpreter) and the answer is trusted (1.0) only if the program prints
+    the number the reply states. Otherwise the confidence is the fraction of the
+    reply's ``a op b = c`` equations (LaTeX included) whose arithmetic holds, 0.5 when
+    it shows none, and 0 when no final number can be read. It cannot see a wrong
+    set-up with right arithmetic.
     """
 
     def judge(
@@ -185,12 +197,18 @@ class ArithmeticCheckJudge(BaseJudge):
         *,
         config: RunnableConfig | None = None,
     ) -> Judgement:
-        if extract_number(answer.text) is None:
-            return Judgement(confidence=0.0, signal="arithmetic_check")
+        stated = extract_number(answer.text.split("```output")[-1])
+        if stated is None:
+            return Judgement(confidence=0.0, signal="self_check")
+        block = _CODE.search(answer.text)
+        if block:
+            printed = run_program(block.group(1))
+            agree = printed is not None and numbers_equal(printed, stated)
+            return Judgement(confidence=float(agree), signal="self_check", details={"program": 1.0})
         checked, right = check_equations(answer.text)
         return Judgement(
             confidence=right / checked if checked else 0.5,
-            signal="arithmetic_check",
+            signal="self_check",
             details={"equations": float(checked), "right": float(right)},
         )
 
@@ -334,7 +352,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--templates", type=int, default=4)
     parser.add_argument("--per-template", type=int, default=15)
     parser.add_argument(
-        "--judge", choices=["arithmetic", "program", "verbalized"], default="arithmetic"
+        "--judge", choices=["self-check", "program", "verbalized"], default="self-check"
     )
     parser.add_argument("--threshold", type=float, default=0.99)
     parser.add_argument("--score-threshold", type=float, default=0.5)
@@ -373,7 +391,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     strong = chat_model(args.strong_model, args.strong_max_tokens, args.n_ctx, args.threads)
     prompts = prompts_for(args.variant)
     judges = {
-        "arithmetic": ArithmeticCheckJudge,
+        "self-check": SelfCheckJudge,
         "program": lambda: ProgramAgreementJudge(weak),
         "verbalized": lambda: VerbalizedJudge(weak),
     }
