@@ -260,10 +260,13 @@ WORKED_REQUEST = {
     '"title" (the story in a few words), "applies_when" (the story\'s set-up), "steps" '
     '(formulas over named quantities, the last one "answer = ...") and "pitfalls" (a list). '
     "Reply with the JSON only.",
+    # Asked for "steps" without saying "strings", the model wrote {"formula", "result"}
+    # objects (which the parser rejects) or copied the whole problem into the title
+    # until the token cap cut the JSON: 2 of the first 3 distillations were lost so.
     "exemplar": 'Rewrite the solution as a worked example: a JSON object with the keys "title" '
-    '(the story in a few words), "applies_when" (the story\'s set-up), "steps" (one formula '
-    "per step that names the quantity and shows this problem's numbers, the last one "
-    '"answer = ...") and "pitfalls" (a list). Reply with the JSON only.',
+    '(at most 8 words), "applies_when" (one sentence), "steps" (a list of strings, one '
+    "formula per step that names the quantity and shows this problem's numbers, the last "
+    'one "answer = ...") and "pitfalls" (a list of strings). Reply with the JSON only.',
     "program": 'Write the function as a JSON object with the keys "title" (the story in a few '
     'words), "applies_when" (the story\'s set-up), "steps" (the lines of a Python function '
     '"solve" whose parameters name the quantities) and "pitfalls" (a list). Reply with the '
