@@ -29,6 +29,7 @@ import math
 import os
 import time
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +56,7 @@ from langchain_intercascade.judges import (
     SelfConsistencyJudge,
     VerbalizedJudge,
     VerifierJudge,
+    token_logprobs,
 )
 
 HERE = Path(__file__).parent
@@ -251,43 +253,38 @@ def run(args: argparse.Namespace) -> None:
 
 
 def timing(args: argparse.Namespace) -> None:
-    """Logprobs during generation vs one rescoring pass, on the first questions."""
+    """Generation with and without logprobs vs one rescoring pass, on the first questions."""
     weak, judges = build(args.model, args.threads)
     rescorer = judges["logprob_mean"]
-    generator = ChatLlamaCpp(
-        model_path=args.model,
-        n_threads=2,
-        n_ctx=2048,
-        verbose=False,
-        temperature=0.0,
-        max_tokens=256,
-        logits_all=True,
-        cache=False,
-    ).bind(logprobs=True, top_logprobs=1)
+    uncached = {
+        "model_path": args.model,
+        "n_threads": args.threads,
+        "n_ctx": 2048,
+        "verbose": False,
+        "temperature": 0.0,
+        "max_tokens": 256,
+        "cache": False,
+    }
+    plain = ChatLlamaCpp(**uncached)
+    generator = ChatLlamaCpp(**uncached, logits_all=True).bind(logprobs=True, top_logprobs=1)
     results = []
     for item in load_questions(args.timing):
         messages = prompt(item["question"])
-        answer = weak.invoke(messages)  # cached: the answer itself is not timed
-        start = time.perf_counter()
-        with_logprobs = generator.invoke(messages)
-        generation = time.perf_counter() - start
-        start = time.perf_counter()
-        rescored = rescorer.scored(messages, answer)
-        rescoring = time.perf_counter() - start
-        direct = [t["logprob"] for t in with_logprobs.response_metadata["logprobs"]["content"]]
-        again = [t["logprob"] for t in rescored.response_metadata["logprobs"]["content"]]
-        results.append(
-            {
-                "generate_with_logprobs_s": round(generation, 2),
-                "rescoring_pass_s": round(rescoring, 2),
-                "same_text": with_logprobs.text == answer.text,
-                "tokens_generated": len(direct),
-                "tokens_rescored": len(again),
-                "mean_logprob_generated": round(float(np.mean(direct)), 4),
-                "mean_logprob_rescored": round(float(np.mean(again)), 4),
-            }
-        )
-        print(results[-1], flush=True)
+        answer = weak.invoke(
+            messages
+        )  # cached: its context is not warm, so rescoring is a full pass
+        seconds: dict[str, float] = {}
+        for name, call in (
+            ("generate_s", partial(plain.invoke, messages)),
+            ("generate_with_logprobs_s", partial(generator.invoke, messages)),
+            ("rescoring_pass_s", partial(rescorer.scored, messages, answer)),
+        ):
+            start = time.perf_counter()
+            reply = call()
+            seconds[name] = round(time.perf_counter() - start, 2)
+        seconds["answer_tokens"] = len(token_logprobs(reply))
+        results.append(seconds)
+        print(seconds, flush=True)
     (WORK / "timing.json").write_text(json.dumps(results, indent=1))
 
 
@@ -316,6 +313,17 @@ def load_rows() -> list[dict[str, Any]]:
             {**row, **{k: v for k, v in extra.items() if k in GROUPS["sc"]}, "seconds": seconds}
         )
     return rows
+
+
+def auroc_interval(scores: np.ndarray, labels: np.ndarray, draws: int = 2000) -> list[float]:
+    """A 95% bootstrap interval for the AUROC, resampling questions."""
+    rng = np.random.default_rng(0)
+    values = []
+    for _ in range(draws):
+        pick = rng.integers(0, len(labels), len(labels))
+        if labels[pick].any() and not labels[pick].all():
+            values.append(auroc(scores[pick], labels[pick]))
+    return [round(float(v), 3) for v in np.quantile(values, [0.025, 0.975])]
 
 
 def out_of_fold(x: np.ndarray, y: np.ndarray, judges: Sequence[Any], folds: int = 5) -> np.ndarray:
@@ -366,6 +374,7 @@ def report(args: argparse.Namespace) -> None:
             "questions": len(kept),
             "correct": int(y.sum()),
             "auroc": round(auroc(columns[name], y), 3),
+            "auroc_95": auroc_interval(columns[name], y),
             "mean_seconds": round(float(np.mean([r["seconds"][name] for r in kept])), 2),
         }
     x = np.column_stack([columns[n] for n in COMBINED])
@@ -375,6 +384,7 @@ def report(args: argparse.Namespace) -> None:
         "questions": len(rows),
         "correct": int(labels.sum()),
         "auroc": round(auroc(columns["logistic"], labels), 3),
+        "auroc_95": auroc_interval(columns["logistic"], labels),
         "note": f"5-fold out-of-fold predictions; components {', '.join(COMBINED)}",
     }
     for name, entry in table.items():
@@ -402,14 +412,14 @@ def report(args: argparse.Namespace) -> None:
 def markdown(table: dict[str, dict[str, Any]]) -> str:
     """The results as a Markdown table (AUROC and the alpha = 0.1 calibration)."""
     lines = [
-        "| judge | questions (right) | AUROC | threshold, alpha=0.1 | held-back accepted "
-        "| realized risk | s/question |",
+        "| judge | questions (right) | AUROC (95% bootstrap) | threshold, alpha=0.1 "
+        "| held-back accepted | realized risk | s/question |",
         "|---|---|---|---|---|---|---|",
     ]
     for name, e in table.items():
         cal = e.get("alpha_0.1", {})
         lines.append(
-            f"| {name} | {e['questions']} ({e['correct']}) | {e['auroc']} "
+            f"| {name} | {e['questions']} ({e['correct']}) | {e['auroc']} {e['auroc_95']} "
             f"| {cal.get('threshold', '-')} | {cal.get('held_back_accepted', '-')} "
             f"| {cal.get('held_back_realized_risk', '-')} | {e.get('mean_seconds', '-')} |"
         )
