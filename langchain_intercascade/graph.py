@@ -637,7 +637,7 @@ class _Nodes:
                 reply = exc
             distilled = self._parse_distilled(state, reply)
         update, record = self._distilled_update(state, config, distilled)
-        if record is not None:
+        if record is not None and self.bank is not None:
             try:
                 update["new_strategy"] = self.bank.add(record)
             except Exception as exc:
@@ -662,7 +662,7 @@ class _Nodes:
                 reply = exc
             distilled = self._parse_distilled(state, reply)
         update, record = self._distilled_update(state, config, distilled)
-        if record is not None:
+        if record is not None and self.bank is not None:
             try:
                 update["new_strategy"] = await self.bank.aadd(record)
             except Exception as exc:

@@ -29,7 +29,13 @@ from scipy.special import expit
 from typing_extensions import override
 
 from langchain_intercascade.answers import AnswerExtractor, extract_number
-from langchain_intercascade.costs import Usage, merge_usage, record_usage
+from langchain_intercascade.costs import (
+    Usage,
+    ainvoke_counted,
+    invoke_counted,
+    merge_usage,
+    record_usage,
+)
 from langchain_intercascade.prompts import CascadePrompts
 
 
@@ -340,11 +346,11 @@ class VerbalizedJudge(BaseJudge):
         usage: Usage = {}
         if self.structured is not None:
             rating, usage = self._from_structured(
-                self.structured.invoke(prompt, _judge_config(config))
+                invoke_counted(self.structured, prompt, _judge_config(config))
             )
             if rating is not None:
                 return Judgement(confidence=rating, signal="verbalized_structured", usage=usage)
-        return self._from_text(self.model.invoke(prompt, _judge_config(config)), usage)
+        return self._from_text(invoke_counted(self.model, prompt, _judge_config(config)), usage)
 
     @override
     async def ajudge(
@@ -358,11 +364,13 @@ class VerbalizedJudge(BaseJudge):
         usage: Usage = {}
         if self.structured is not None:
             rating, usage = self._from_structured(
-                await self.structured.ainvoke(prompt, _judge_config(config))
+                await ainvoke_counted(self.structured, prompt, _judge_config(config))
             )
             if rating is not None:
                 return Judgement(confidence=rating, signal="verbalized_structured", usage=usage)
-        return self._from_text(await self.model.ainvoke(prompt, _judge_config(config)), usage)
+        return self._from_text(
+            await ainvoke_counted(self.model, prompt, _judge_config(config)), usage
+        )
 
 
 class AutoJudge(BaseJudge):
@@ -483,7 +491,9 @@ class SelfConsistencyJudge(BaseJudge):
         if target is None:  # nothing to agree with: spare the samples
             return self._verdict(None, [])
         cfg = _judge_config(config)
-        return self._verdict(target, [s.invoke(list(messages), cfg) for s in self.samplers])
+        return self._verdict(
+            target, [invoke_counted(s, list(messages), cfg) for s in self.samplers]
+        )
 
     @override
     async def ajudge(
@@ -498,7 +508,8 @@ class SelfConsistencyJudge(BaseJudge):
             return self._verdict(None, [])
         cfg = _judge_config(config)
         samples = await gather_with_concurrency(
-            cfg.get("max_concurrency"), *(s.ainvoke(list(messages), cfg) for s in self.samplers)
+            cfg.get("max_concurrency"),
+            *(ainvoke_counted(s, list(messages), cfg) for s in self.samplers),
         )
         return self._verdict(target, samples)
 
@@ -590,7 +601,7 @@ class VerifierJudge(BaseJudge):
         config: RunnableConfig | None = None,
     ) -> Judgement:
         return self._verdict(
-            self.model.invoke(self._prompt(messages, answer), _judge_config(config))
+            invoke_counted(self.model, self._prompt(messages, answer), _judge_config(config))
         )
 
     @override
@@ -602,7 +613,7 @@ class VerifierJudge(BaseJudge):
         config: RunnableConfig | None = None,
     ) -> Judgement:
         return self._verdict(
-            await self.model.ainvoke(self._prompt(messages, answer), _judge_config(config))
+            await ainvoke_counted(self.model, self._prompt(messages, answer), _judge_config(config))
         )
 
 
