@@ -438,3 +438,35 @@ def test_a_tool_calling_strong_answer_is_not_distilled(weak, bank):
     assert out["messages"][-1].tool_calls[0]["name"] == "calculator"
     assert out["new_strategy"] is None and len(bank) == 0
     assert not any(c[-1].text.startswith("Problem:") for c in strong.calls)
+
+
+class _CallbackUsageModel(ScriptedChatModel):
+    """Reports usage like ChatLlamaCpp: in llm_output, not on the message."""
+
+    def _generate(self, messages, stop=None, run_manager=None, **kwargs):
+        result = super()._generate(messages, stop, run_manager, **kwargs)
+        message = result.generations[0].message
+        tokens = message.usage_metadata
+        result.generations[0].message = message.model_copy(update={"usage_metadata": None})
+        result.llm_output = {
+            "token_usage": {
+                "prompt_tokens": tokens["input_tokens"],
+                "completion_tokens": tokens["output_tokens"],
+                "total_tokens": tokens["total_tokens"],
+            }
+        }
+        return result
+
+
+def test_usage_reported_only_to_callbacks_is_counted_for_every_role(bank):
+    weak = _CallbackUsageModel(respond=weak_respond, logprob=None)
+    strong = _CallbackUsageModel(respond=strong_respond, supports_tools=False)
+    out = create_intercascade(weak, strong, bank=bank).invoke(APPLES)
+    assert out["judge_signal"] == "verbalized"
+    for model, role in [
+        ("weak", "answer"),
+        ("weak", "judge"),
+        ("strong", "answer"),
+        ("strong", "distill"),
+    ]:
+        assert out["usage"][model][role]["output_tokens"] > 0, (model, role)
