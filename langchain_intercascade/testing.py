@@ -67,6 +67,11 @@ class ScriptedChatModel(GenericFakeChatModel):
     def _llm_type(self) -> str:
         return "scripted-chat-model"
 
+    @property
+    def _identifying_params(self) -> dict[str, Any]:
+        # Part of LangChain's cache key: two scripted models must not share cached replies.
+        return {**super()._identifying_params, "model_name": self.model_name}
+
     def _reply(self, messages: list[BaseMessage], **kwargs: Any) -> AIMessage:
         self.calls.append(list(messages))
         if self.fail_with is not None:
