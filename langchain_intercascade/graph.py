@@ -394,7 +394,8 @@ class _Nodes:
         if message is None:
             return self._judged(state, None, None)
         try:
-            verdict = self.judge.judge(state["messages"], message, config=config)
+            # The judge sees what the weak model saw, strategies included.
+            verdict = self.judge.judge(self.weak_prompt(state), message, config=config)
         except Exception as exc:  # an unjudgeable answer is deferred, not accepted
             return self._judged(state, None, _contained("confidence_judge", exc))
         return self._judged(state, verdict, None)
@@ -406,7 +407,7 @@ class _Nodes:
         if message is None:
             return self._judged(state, None, None)
         try:
-            verdict = await self.judge.ajudge(state["messages"], message, config=config)
+            verdict = await self.judge.ajudge(self.weak_prompt(state), message, config=config)
         except Exception as exc:
             return self._judged(state, None, _contained("confidence_judge", exc))
         return self._judged(state, verdict, None)

@@ -71,7 +71,8 @@ class BaseJudge(ABC):
         """Score a weak answer.
 
         Args:
-            messages: The conversation the answer replies to.
+            messages: The conversation the answer replies to, as the weak model
+                saw it: with the retrieved strategies' system message, if any.
             answer: The weak model's reply.
             config: The run's config, for callbacks and tracing of judge calls.
 

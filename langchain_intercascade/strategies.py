@@ -13,6 +13,7 @@ import re
 from datetime import datetime, timezone
 from typing import Any
 
+from langchain_core.utils.json import parse_partial_json
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 
@@ -265,7 +266,9 @@ def parse_strategy(text: str) -> Strategy:
 
     Accepts a JSON object (bare, fenced or embedded in prose) with the
     :class:`Strategy` fields, or labelled sections (``Title:``, ``Applies when:``,
-    ``Steps:``, ``Pitfalls:``) with bulleted or numbered items.
+    ``Steps:``, ``Pitfalls:``) with bulleted or numbered items. Small models'
+    habits are forgiven: steps written as objects are flattened to text, and a
+    JSON object cut off by the token cap is closed, dropping its last item.
 
     Args:
         text: The model's reply.
@@ -276,13 +279,11 @@ def parse_strategy(text: str) -> Strategy:
     Raises:
         ValueError: If no strategy can be read from the text.
     """
-    match = _JSON_OBJECT.search(text)
-    if match:
+    data = _json_object(text)
+    if data is not None:
         try:
-            data = json.loads(match.group(0))
-            if isinstance(data, dict):
-                return Strategy.model_validate(_normalize_keys(data))
-        except (json.JSONDecodeError, ValidationError):
+            return Strategy.model_validate(_normalize_keys(data))
+        except ValidationError:
             pass  # fall through to the sectioned format
     sections: dict[str, list[str]] = {}
     current: str | None = None
@@ -304,6 +305,40 @@ def parse_strategy(text: str) -> Strategy:
         raise ValueError(f"could not parse a strategy from the model's reply: {exc}") from exc
 
 
+def _json_object(text: str) -> dict[str, Any] | None:
+    """The reply's JSON object; one cut off by the token cap is closed and its last item dropped."""
+    match = _JSON_OBJECT.search(text)
+    if match:
+        try:
+            data = json.loads(match.group(0))
+        except json.JSONDecodeError:
+            pass
+        else:
+            return data if isinstance(data, dict) else None
+    start = text.find("{")
+    if start < 0:
+        return None
+    data = parse_partial_json(text[start:])
+    if not isinstance(data, dict) or not data:
+        return None
+    # The last item written is the one the cap cut, so it is probably incomplete.
+    last = next(reversed(data))
+    if isinstance(data[last], list) and len(data[last]) > 1:
+        data[last] = data[last][:-1]
+    return data
+
+
+_INDEX_KEYS = {"step", "number", "index", "id", "n"}
+
+
+def _item_text(item: Any) -> str:
+    # Small models write steps as objects, e.g. {"formula": "a = b * c", "result": 6}.
+    if isinstance(item, dict):
+        values = [v for k, v in item.items() if str(k).lower() not in _INDEX_KEYS]
+        return " = ".join(str(v) for v in values if str(v).strip())
+    return str(item)
+
+
 def _canonical_key(key: str) -> str:
     key = key.lower().replace(" ", "_")
     return "applies_when" if key in {"applies_when", "when_it_applies"} else key
@@ -312,6 +347,9 @@ def _canonical_key(key: str) -> str:
 def _normalize_keys(data: dict[str, Any]) -> dict[str, Any]:
     normalized = {_canonical_key(str(k)): v for k, v in data.items()}
     for key in ("steps", "pitfalls"):
-        if isinstance(normalized.get(key), str):
-            normalized[key] = [normalized[key]]
+        value = normalized.get(key)
+        if isinstance(value, (str, dict)):
+            value = [value]
+        if isinstance(value, list):
+            normalized[key] = [_item_text(item) for item in value]
     return normalized

@@ -305,6 +305,16 @@ def test_the_judge_and_strong_model_see_the_whole_conversation(weak, strong, ban
     assert out["query"] == APPLES
 
 
+def test_the_judge_sees_the_strategies_the_weak_model_saw(weak, strong, bank):
+    seen = []
+    judge = lambda messages, answer: seen.append(list(messages)) or 0.0  # noqa: E731
+    cascade = create_intercascade(weak, strong, bank=bank, judge=judge)
+    cascade.invoke(APPLES)
+    cascade.invoke(APPLES_SIBLING)
+    assert [m.text for m in seen[-1]] == [m.text for m in weak.calls[-1]]
+    assert "<reference_strategies>" in seen[-1][0].text
+
+
 def test_retrieval_query_is_overridable(weak, strong, bank):
     cascade = create_intercascade(weak, strong, bank=bank)
     cascade.invoke(APPLES)
