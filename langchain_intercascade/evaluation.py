@@ -399,6 +399,7 @@ class QueryRecord(BaseModel):
         weak_correct: Whether the weak model's reply is right, accepted or not.
         route: ``"weak"`` or ``"strong"``: which model's answer was returned.
         confidence: The judge's confidence in the weak reply (cascades only).
+        judge_details: The judge's sub-scores (cascades only).
         strategies_shown: How many strategies the weak model saw.
         strategy_scores: Their similarity scores.
         strategy_ids: Their ids in the bank.
@@ -421,6 +422,7 @@ class QueryRecord(BaseModel):
     weak_correct: bool | None = None
     route: Literal["weak", "strong"]
     confidence: float | None = None
+    judge_details: dict[str, float] = Field(default_factory=dict)
     strategies_shown: int = 0
     strategy_scores: list[float] = Field(default_factory=list)
     strategy_ids: list[str] = Field(default_factory=list)
@@ -1176,6 +1178,7 @@ class _Runner:
             "weak_reply": weak_reply,
             "weak_correct": weak_reply is not None and self.grade(weak_reply, example.answer),
             "confidence": state.get("confidence"),
+            "judge_details": dict(state.get("judge_details") or {}),
             "strategies_shown": len(strategies),
             "strategy_scores": [s.score for s in strategies],
             "strategy_ids": [s.record.id for s in strategies],

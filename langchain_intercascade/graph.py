@@ -82,6 +82,8 @@ class InterCascadeState(TypedDict, total=False):
         weak_message: The weak model's reply (None if the weak model failed).
         confidence: The judge's confidence in the weak reply.
         judge_signal: Which signal the judge used.
+        judge_details: The judge's sub-scores (e.g. ``logprob_min``), for traces
+            and analysis.
         threshold: The acceptance threshold in force (the online recalibrator's,
             when there is one).
         route: ``"weak"`` (weak answer accepted), ``"strong"`` (deferred) or
@@ -102,6 +104,7 @@ class InterCascadeState(TypedDict, total=False):
     weak_message: AIMessage | None
     confidence: float
     judge_signal: str
+    judge_details: dict[str, float]
     threshold: float
     route: Route | None
     strong_confidence: float | None
@@ -275,6 +278,7 @@ class _Nodes:
             "weak_message": None,
             "confidence": 0.0,
             "judge_signal": "",
+            "judge_details": {},
             "threshold": self.current_threshold(),
             "route": None,
             "strong_confidence": None,
@@ -378,6 +382,7 @@ class _Nodes:
         update: dict[str, Any] = {
             "confidence": confidence,
             "judge_signal": verdict.signal if verdict else "none",
+            "judge_details": dict(verdict.details) if verdict else {},
             "threshold": threshold,
             "usage": merge_usage(state.get("usage", {}), verdict.usage if verdict else {}),
         }

@@ -244,6 +244,8 @@ def test_four_configurations_on_a_recurring_stream(
     ic = result.records["intercascade"]
     assert ic[0].new_strategy_id is not None and "Total from equal groups" in ic[0].new_strategy
     assert ic[1].strategy_ids == [ic[0].new_strategy_id]  # the sibling saw that strategy
+    assert ic[1].judge_details["mean_token_prob"] == ic[1].confidence
+    assert result.records["weak"][0].judge_details == {}
     assert result.rolling["intercascade"].bank_size[:2] == [1, 1]
     assert result.rolling["cascade"].strong_call_rate[-1] == pytest.approx(2 / 3)
     assert m["intercascade"].tokens["strong"]["distill"]["total_tokens"] > 0

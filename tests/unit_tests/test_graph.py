@@ -44,6 +44,8 @@ def test_accept_path_keeps_the_weak_answer(weak, strong, bank):
     assert out["answer"] == "Paris."
     assert out["messages"][-1].content == "Paris."
     assert out["confidence"] == pytest.approx(0.951, abs=1e-3)
+    assert out["judge_details"]["mean_token_prob"] == out["confidence"]
+    assert 0 < out["judge_details"]["min_token_prob"] <= out["confidence"]
     assert out["threshold"] == 0.8
     assert out["new_strategy"] is None
     assert strong.calls == []
