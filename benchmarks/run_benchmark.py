@@ -19,7 +19,6 @@ import tempfile
 from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
@@ -36,6 +35,7 @@ from langchain_intercascade.evaluation import (
     run_evaluation,
 )
 from langchain_intercascade.judges import BaseJudge, Judgement, LogprobJudge
+from langchain_intercascade.models import local_chat_model
 from langchain_intercascade.prompts import DISTILL_HUMAN
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -335,40 +335,17 @@ def prompts_for(variant: str) -> CascadePrompts:
 def chat_model(
     path: str, max_tokens: int, n_ctx: int, threads: int, *, logits_all: bool = False
 ) -> BaseChatModel:
-    from langchain_community.chat_models import ChatLlamaCpp
-    from langchain_core.messages.ai import UsageMetadata
-    from langchain_core.outputs import ChatResult
-
-    class CountedChatLlamaCpp(ChatLlamaCpp):  # type: ignore[misc]
-        """ChatLlamaCpp that puts token usage on the message, where the cache keeps it."""
-
-        def _generate(self, *args: Any, **kwargs: Any) -> ChatResult:
-            result: ChatResult = super()._generate(*args, **kwargs)
-            usage = (result.llm_output or {}).get("token_usage") or {}
-            for generation in result.generations:
-                generation.message.usage_metadata = UsageMetadata(
-                    input_tokens=usage.get("prompt_tokens", 0),
-                    output_tokens=usage.get("completion_tokens", 0),
-                    total_tokens=usage.get("total_tokens", 0),
-                )
-            return result
-
-        def with_structured_output(self, *args: Any, **kwargs: Any) -> Any:
-            # Forced tool calls through llama.cpp's grammar were slow (about 2 tok/s) and the
-            # 1.5B model filled the fields with the schema's own descriptions; without
-            # structured output the cascade asks for JSON in plain text and parses it.
-            raise NotImplementedError("structured output is off for this benchmark")
-
-    return CountedChatLlamaCpp(
-        model_path=path,
-        n_threads=threads,
-        n_ctx=n_ctx,
-        temperature=0.0,
+    # Structured output is off: forced tool calls through llama.cpp's grammar ran at
+    # about 2 tok/s and the 1.5B model filled the fields with the schema's own
+    # descriptions, so the cascade asks for JSON in plain text and parses it.
+    return local_chat_model(
+        path,
         max_tokens=max_tokens,
+        n_ctx=n_ctx,
+        n_threads=threads,
+        structured_output=False,
         seed=0,
         logits_all=logits_all,  # not in the cache key; greedy output is the same
-        streaming=False,  # a single completion reports its token usage
-        verbose=False,
     )
 
 

@@ -61,3 +61,19 @@ def test_real_model_logprob_judge_and_token_stream(embeddings):
     assert final["judge_signal"] == "logprob_mean"
     assert 0.0 < final["confidence"] <= 1.0
     assert "".join(tokens).strip() == final["answer"].strip()
+
+
+def test_token_usage_survives_the_cache_and_structured_output_can_be_off(model):
+    from langchain_core.caches import InMemoryCache
+
+    cached = model.model_copy(update={"cache": InMemoryCache()})
+    first = cached.invoke("What is 2 + 3?")
+    again = cached.invoke("What is 2 + 3?")
+    assert again.text == first.text
+    # A cache hit still reports the call's tokens (LangChain adds total_cost=0).
+    keys = ("input_tokens", "output_tokens", "total_tokens")
+    assert [again.usage_metadata[k] for k in keys] == [first.usage_metadata[k] for k in keys]
+    assert first.usage_metadata["output_tokens"] > 0
+    plain = model.model_copy(update={"structured_output": False})
+    with pytest.raises(NotImplementedError, match="structured output is off"):
+        plain.with_structured_output(dict)
