@@ -10,16 +10,14 @@ from __future__ import annotations
 import importlib.util
 import multiprocessing
 import os
-import socket
-import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from loopback import free_port, serving
 
 from langchain_intercascade import Strategy, StrategyBank, create_intercascade
 from langchain_intercascade.testing import BagOfWordsEmbeddings, ScriptedChatModel
@@ -59,39 +57,16 @@ def http_client(port: int) -> Any:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
     """A ``chroma run`` server on a free loopback port; yields the port."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     folder = tmp_path_factory.mktemp("chroma-server")
-    log = open(folder / "server.log", "wb")  # noqa: SIM115 - closed after the server stops
     chroma = Path(sys.executable).with_name("chroma")
-    process = subprocess.Popen(
+    with serving(
         [str(chroma), "run", "--host", "127.0.0.1", "--port", str(port), "--path", str(folder)],
-        stdout=log,
-        stderr=subprocess.STDOUT,
+        ready=lambda: bool(http_client(port).heartbeat()),
+        log=folder / "server.log",
         env={**os.environ, "ANONYMIZED_TELEMETRY": "False"},
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                http_client(port).heartbeat()
-                break
-            except Exception:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(
-                        "chroma run did not start: " + (folder / "server.log").read_text()
-                    ) from None
-                time.sleep(0.2)
+    ):
         yield port
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()
 
 
 @pytest.fixture(params=["embedded", "server"])

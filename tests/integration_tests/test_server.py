@@ -8,16 +8,14 @@ second, related one retrieves the strategy the first stored.
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 from langgraph_sdk import get_sync_client
+from loopback import free_port, serving
 
 ROOT = Path(__file__).resolve().parents[2]
 FIRST = "Sam has 3 boxes with 4 pens in each box. How many pens does Sam have?"
@@ -26,29 +24,9 @@ RELATED = "Ana has 5 boxes with 6 pens in each box. How many pens does Ana have?
 pytestmark = [pytest.mark.enable_socket, pytest.mark.allow_hosts(["127.0.0.1"])]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _wait_until_up(url: str, server: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            pytest.fail(f"langgraph dev exited ({server.returncode}):\n{log.read_text()[-3000:]}")
-        try:
-            if httpx.get(f"{url}/ok", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.5)
-    pytest.fail(f"langgraph dev did not start in 90 s:\n{log.read_text()[-3000:]}")
-
-
 @pytest.fixture
 def server_url(tmp_path: Path) -> Iterator[str]:
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "INTERCASCADE_FAKE": "1",
@@ -56,30 +34,19 @@ def server_url(tmp_path: Path) -> Iterator[str]:
         "LANGSMITH_TRACING": "false",
         "LANGGRAPH_CLI_NO_ANALYTICS": "1",
     }
-    log = tmp_path / "server.log"
-    command = [
-        sys.executable,
-        "-m",
-        "langgraph_cli",
-        "dev",
-        "--config",
-        str(ROOT / "langgraph.json"),
-    ]
-    command += ["--host", "127.0.0.1", "--port", str(port), "--no-browser", "--no-reload"]
-    with open(log, "wb") as out:
-        # Run from tmp_path: the dev server keeps its state in ./.langgraph_api.
-        server = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=out, stderr=out)
+    command = [sys.executable, "-m", "langgraph_cli", "dev"]
+    command += ["--config", str(ROOT / "langgraph.json"), "--host", "127.0.0.1"]
+    command += ["--port", str(port), "--no-browser", "--no-reload"]
     url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_until_up(url, server, log)
+    # Run from tmp_path: the dev server keeps its state in ./.langgraph_api.
+    with serving(
+        command,
+        ready=lambda: httpx.get(f"{url}/ok", timeout=1).status_code == 200,
+        log=tmp_path / "server.log",
+        cwd=tmp_path,
+        env=env,
+    ):
         yield url
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
 
 
 def test_second_query_retrieves_the_strategy_the_first_stored(
