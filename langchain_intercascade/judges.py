@@ -104,8 +104,9 @@ def _logprob_entries(message: AIMessage) -> list[dict[str, Any]]:
 def token_logprobs(message: AIMessage) -> list[float]:
     """Read OpenAI-format token logprobs from a reply's ``response_metadata``.
 
-    ``ChatOpenAI(logprobs=True)``, ``ChatLlamaCpp`` (with ``logits_all=True`` and
-    ``top_logprobs``) and OpenAI-compatible servers put them under
+    ``ChatOpenAI(logprobs=True)``, ``local_chat_model(path, logprobs=True)``,
+    ``ChatLlamaCpp`` (with ``logits_all=True`` and ``top_logprobs``) and
+    OpenAI-compatible servers put them under
     ``response_metadata["logprobs"]["content"]``.
 
     Args:
@@ -188,8 +189,9 @@ class LogprobJudge(BaseJudge):
         if not entries:
             raise MissingLogprobsError(
                 "the weak model returned no token logprobs. Turn them on "
-                "(ChatOpenAI(logprobs=True); ChatLlamaCpp(logits_all=True) with "
-                "model.bind(logprobs=True, top_logprobs=1)) or use another judge, "
+                "(ChatOpenAI(logprobs=True); local_chat_model(path, logprobs=True); "
+                "ChatLlamaCpp(logits_all=True) with model.bind(logprobs=True, "
+                "top_logprobs=1)) or use another judge, "
                 "e.g. VerbalizedJudge or SelfConsistencyJudge."
             )
         values = [float(t["logprob"]) for t in entries]

@@ -19,11 +19,13 @@ import sys
 import tempfile
 import urllib.request
 import zipfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from langchain_core.embeddings import Embeddings
 from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import BaseMessage
 from pydantic import BaseModel, ConfigDict
 
 logger = logging.getLogger(__name__)
@@ -176,6 +178,7 @@ def local_chat_model(
     n_ctx: int = 4096,
     n_threads: int | None = None,
     structured_output: bool = True,
+    logprobs: bool = False,
     **kwargs: Any,
 ) -> BaseChatModel:
     """Wrap a GGUF file as LangChain's ``ChatLlamaCpp``.
@@ -194,6 +197,9 @@ def local_chat_model(
             ``NotImplementedError``, so the cascade asks for JSON in plain text and
             parses it. Grammar-forced tool calls ran at about 2 tokens/s on 2 cores,
             and a 1.5B model filled the fields with the schema's descriptions.
+        logprobs: Attach each reply's token logprobs (OpenAI format) to
+            ``response_metadata["logprobs"]`` for :class:`LogprobJudge`, by one
+            teacher-forced pass after generation (:func:`teacher_forced_logprobs`).
         **kwargs: Passed to ``ChatLlamaCpp``.
 
     Returns:
@@ -213,9 +219,12 @@ def local_chat_model(
             'local models need llama-cpp-python: CMAKE_ARGS="-DGGML_NATIVE=OFF" '
             'pip install "langchain-intercascade[local]"'
         ) from exc
+    logits_all = logprobs or kwargs.pop("logits_all", False)
     return _chat_llamacpp_class()(
         model_path=str(model_path),
         structured_output=structured_output,
+        teacher_forced_logprobs=logprobs,
+        logits_all=logits_all,
         max_tokens=max_tokens,
         temperature=temperature,
         n_ctx=n_ctx,
@@ -236,12 +245,23 @@ def _chat_llamacpp_class() -> type[BaseChatModel]:
     from langchain_core.outputs import ChatResult
 
     class LocalChatLlamaCpp(ChatLlamaCpp):
-        """``ChatLlamaCpp`` that puts token usage on the message."""
+        """``ChatLlamaCpp`` that puts token usage (and optionally logprobs) on the message."""
 
         structured_output: bool = True
+        teacher_forced_logprobs: bool = False
 
-        def _generate(self, *args: Any, **kwargs: Any) -> ChatResult:
-            result: ChatResult = super()._generate(*args, **kwargs)
+        @property
+        def _identifying_params(self) -> dict[str, Any]:
+            params: dict[str, Any] = super()._identifying_params
+            # Part of the cache key only when on, so cached replies carry logprobs.
+            return (
+                {**params, "teacher_forced_logprobs": True}
+                if self.teacher_forced_logprobs
+                else params
+            )
+
+        def _generate(self, messages: list[BaseMessage], *args: Any, **kwargs: Any) -> ChatResult:
+            result: ChatResult = super()._generate(messages, *args, **kwargs)
             usage = (result.llm_output or {}).get("token_usage") or {}
             for generation in result.generations:
                 if not isinstance(generation.message, AIMessage):
@@ -251,6 +271,10 @@ def _chat_llamacpp_class() -> type[BaseChatModel]:
                     output_tokens=usage.get("completion_tokens", 0),
                     total_tokens=usage.get("total_tokens", 0),
                 )
+                if self.teacher_forced_logprobs:
+                    generation.message.response_metadata["logprobs"] = teacher_forced_logprobs(
+                        self, messages, generation.message.text
+                    )
             return result
 
         def with_structured_output(self, *args: Any, **kwargs: Any) -> Any:
@@ -259,6 +283,70 @@ def _chat_llamacpp_class() -> type[BaseChatModel]:
             return super().with_structured_output(*args, **kwargs)
 
     return LocalChatLlamaCpp
+
+
+def teacher_forced_logprobs(
+    model: Any, messages: Sequence[BaseMessage], text: str
+) -> dict[str, Any]:
+    """Token logprobs of ``text`` as ``model``'s reply to ``messages``, in OpenAI format.
+
+    One forward pass over prompt + reply in the model's own llama.cpp context, with
+    the GGUF's chat template: right after the model wrote ``text`` only the missing
+    positions are evaluated. Much faster than asking llama-cpp-python for
+    ``logprobs`` while generating (a full-vocabulary sort per token).
+
+    Args:
+        model: A ``ChatLlamaCpp`` built with ``logits_all=True``.
+        messages: The prompt the reply answers.
+        text: The reply.
+
+    Returns:
+        ``{"content": [{"token", "logprob", "top_logprobs": []}, ...]}``, the shape
+        :class:`~langchain_intercascade.LogprobJudge` reads from ``response_metadata["logprobs"]``.
+
+    Raises:
+        ValueError: If the model was not built with ``logits_all=True``.
+    """
+    import numpy as np
+    from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+    llama = model.client
+    if not getattr(model, "logits_all", False):
+        raise ValueError("teacher-forced logprobs need the model built with logits_all=True")
+    formatter = Jinja2ChatFormatter(
+        template=llama.metadata["tokenizer.chat_template"],
+        eos_token=llama.detokenize([llama.token_eos()]).decode(),
+        bos_token=llama.detokenize([llama.token_bos()]).decode(),
+    )
+    roles = {"system": "system", "human": "user", "ai": "assistant"}
+    chat: list[Any] = [{"role": roles[m.type], "content": m.text} for m in messages]
+    formatted = formatter(messages=chat)
+    prompt = llama.tokenize(
+        formatted.prompt.encode(), add_bos=not formatted.added_special, special=True
+    )
+    reply = llama.tokenize(text.encode(), add_bos=False, special=False)
+    if not reply:
+        return {"content": []}
+    ids = prompt + reply
+    # Keep what the context already holds (e.g. the prompt and reply just generated).
+    cached = llama.input_ids[: llama.n_tokens].tolist()
+    common = next(
+        (i for i, (a, b) in enumerate(zip(cached, ids, strict=False)) if a != b),
+        min(len(cached), len(ids)),
+    )
+    llama.n_tokens = min(common, len(ids) - 1)
+    llama.eval(ids[llama.n_tokens :])
+    logits = np.asarray(llama.scores[len(prompt) - 1 : len(prompt) + len(reply) - 1])
+    top = logits.max(axis=1, keepdims=True)
+    log_norm = top[:, 0] + np.log(np.exp(logits - top).sum(axis=1))
+    logprobs = logits[np.arange(len(reply)), reply] - log_norm
+    pieces = [llama.detokenize([t]).decode(errors="replace") for t in reply]
+    return {
+        "content": [
+            {"token": piece, "logprob": float(lp), "top_logprobs": []}
+            for piece, lp in zip(pieces, logprobs, strict=True)
+        ]
+    }
 
 
 def local_embeddings(fallback_gguf: str | os.PathLike[str] | None = None) -> Embeddings:

@@ -58,6 +58,7 @@ from langchain_intercascade.judges import (
     VerifierJudge,
     token_logprobs,
 )
+from langchain_intercascade.models import teacher_forced_logprobs
 
 HERE = Path(__file__).parent
 WORK = Path(os.path.expanduser("~/.cache/intercascade/judges"))
@@ -83,57 +84,18 @@ class RescoredLogprobJudge(BaseJudge):
     """
 
     def __init__(self, llm: ChatLlamaCpp, inner: LogprobJudge, memo: dict[str, Any]) -> None:
-        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
-
-        self.llama = llm.client
+        self.llm = llm
         self.inner = inner
         self.memo = memo
-        self.formatter = Jinja2ChatFormatter(
-            template=self.llama.metadata["tokenizer.chat_template"],
-            eos_token=self.llama.detokenize([self.llama.token_eos()]).decode(),
-            bos_token=self.llama.detokenize([self.llama.token_bos()]).decode(),
-        )
 
     def scored(self, messages: Sequence[BaseMessage], answer: AIMessage) -> AIMessage:
         """The answer with OpenAI-format logprobs attached."""
         key = json.dumps([m.text for m in messages] + [answer.text])
         if key not in self.memo:
-            self.memo[key] = self._score(messages, answer.text)
+            self.memo[key] = teacher_forced_logprobs(self.llm, messages, answer.text)
         return answer.model_copy(
             update={"response_metadata": {**answer.response_metadata, "logprobs": self.memo[key]}}
         )
-
-    def _score(self, messages: Sequence[BaseMessage], text: str) -> dict[str, Any]:
-        roles = {"system": "system", "human": "user", "ai": "assistant"}
-        formatted = self.formatter(
-            messages=[{"role": roles[m.type], "content": m.text} for m in messages]
-        )
-        prompt = self.llama.tokenize(
-            formatted.prompt.encode(), add_bos=not formatted.added_special, special=True
-        )
-        reply = self.llama.tokenize(text.encode(), add_bos=False, special=False)
-        ids = prompt + reply
-        # Right after generating the answer the context already holds prompt +
-        # answer with their logits (logits_all): evaluate only what is missing.
-        cached = self.llama.input_ids[: self.llama.n_tokens].tolist()
-        common = next(
-            (i for i, (a, b) in enumerate(zip(cached, ids, strict=False)) if a != b),
-            min(len(cached), len(ids)),
-        )
-        common = min(common, len(ids) - 1)
-        self.llama.n_tokens = common
-        self.llama.eval(ids[common:])
-        logits = np.asarray(self.llama.scores[len(prompt) - 1 : len(prompt) + len(reply) - 1])
-        top = logits.max(axis=1, keepdims=True)
-        log_norm = top[:, 0] + np.log(np.exp(logits - top).sum(axis=1))
-        logprobs = logits[np.arange(len(reply)), reply] - log_norm
-        pieces = [self.llama.detokenize([t]).decode(errors="replace") for t in reply]
-        return {
-            "content": [
-                {"token": p, "logprob": float(lp), "top_logprobs": []}
-                for p, lp in zip(pieces, logprobs, strict=True)
-            ]
-        }
 
     def judge(
         self,

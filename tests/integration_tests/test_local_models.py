@@ -77,3 +77,33 @@ def test_token_usage_survives_the_cache_and_structured_output_can_be_off(model):
     plain = model.model_copy(update={"structured_output": False})
     with pytest.raises(NotImplementedError, match="structured output is off"):
         plain.with_structured_output(dict)
+
+
+def test_teacher_forced_logprobs_match_those_sampled_while_generating():
+    from langchain_core.caches import InMemoryCache
+
+    fast = local_chat_model(
+        SMOKE, max_tokens=16, n_ctx=1024, n_threads=2, logprobs=True, cache=InMemoryCache()
+    )
+    slow = local_chat_model(SMOKE, max_tokens=16, n_ctx=1024, n_threads=2, logits_all=True).bind(
+        logprobs=True, top_logprobs=1
+    )
+    question = "Name a primary colour."
+    reply = fast.invoke(question)
+    reference = slow.invoke(question)
+    assert reply.text == reference.text
+    forced = [t["logprob"] for t in reply.response_metadata["logprobs"]["content"]]
+    sampled = [t["logprob"] for t in reference.response_metadata["logprobs"]["content"]]
+    assert len(forced) == len(sampled) == reply.usage_metadata["output_tokens"]
+    assert forced == pytest.approx(sampled, abs=0.05)
+    # The cached reply keeps its logprobs, so a LogprobJudge can score it.
+    again = fast.invoke(question)
+    assert again.response_metadata["logprobs"] == reply.response_metadata["logprobs"]
+    assert 0 < LogprobJudge("min").judge([], again).confidence <= 1
+
+
+def test_teacher_forced_logprobs_need_logits_all(model):
+    from langchain_intercascade.models import teacher_forced_logprobs
+
+    with pytest.raises(ValueError, match="logits_all=True"):
+        teacher_forced_logprobs(model, [], "Hello")
