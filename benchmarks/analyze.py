@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from langchain_intercascade.answers import extract_number
 from langchain_intercascade.evaluation import QueryRecord, auroc, load_records
 
 SIGNALS = ("confidence", "logprob_min_token_prob", "logprob_mean_token_prob")
@@ -63,7 +64,19 @@ def main() -> None:
     leaks = sum(bool(re.search(r"\d{2,}|\d\.\d", r.new_strategy or "")) for r in origin.values())
     print(f"strategies with multi-digit or decimal numbers: {_rate(leaks, len(origin))}")
 
-    for label, group in (("shown any", shown), ("same template", same)):
+    # Did the weak model copy the worked example's result instead of solving its own problem?
+    copied = sum(
+        extract_number(r.weak_reply or "") is not None
+        and extract_number(r.weak_reply or "") == origin[r.strategy_ids[0]].predicted
+        for r in same
+    )
+    print(f"weak answer = the top strategy's source answer (copied): {_rate(copied, len(same))}")
+
+    right_source = [r for r in same if origin[r.strategy_ids[0]].correct]
+    print(f"top strategy distilled from a right strong answer: {_rate(len(right_source), len(same))}")
+
+    groups = (("shown any", shown), ("same template", same), ("right source", right_source))
+    for label, group in groups:
         paired = [(r, plain[r.position]) for r in group if r.position in plain]
         with_s = sum(bool(r.weak_correct) for r, _ in paired)
         without = sum(bool(p.weak_correct) for _, p in paired)
