@@ -73,7 +73,7 @@ def main() -> None:
     print(f"weak answer = the top strategy's source answer (copied): {_rate(copied, len(same))}")
 
     right_source = [r for r in same if origin[r.strategy_ids[0]].correct]
-    print(f"top strategy distilled from a right strong answer: {_rate(len(right_source), len(same))}")
+    print(f"top strategy from a right strong answer: {_rate(len(right_source), len(same))}")
 
     groups = (("shown any", shown), ("same template", same), ("right source", right_source))
     for label, group in groups:
