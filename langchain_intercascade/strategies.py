@@ -305,8 +305,42 @@ def parse_strategy(text: str) -> Strategy:
         raise ValueError(f"could not parse a strategy from the model's reply: {exc}") from exc
 
 
+# After a backslash: \uXXXX, a run of letters (a LaTeX command, or \n and a word), or one character.
+_BACKSLASH = re.compile(r"\\(u[0-9a-fA-F]{4}|[a-zA-Z]+|.)", re.DOTALL)
+_JSON_ESCAPE = re.compile(r'["\\/]|u[0-9a-fA-F]{4}|[bfnrt][a-zA-Z]*')
+# LaTeX commands that JSON would read as \b, \f, \n, \r or \t followed by letters.
+_LATEX_COMMANDS = frozenset(
+    {
+        "begin",
+        "binom",
+        "boxed",
+        "frac",
+        "neq",
+        "right",
+        "rightarrow",
+        "text",
+        "textbf",
+        "tfrac",
+        "times",
+    }
+)
+
+
+def _escape_latex(text: str) -> str:
+    r"""Double the backslashes of LaTeX written inside JSON strings, e.g. ``\(3 \times 4\)``."""
+
+    def repair(match: re.Match[str]) -> str:
+        escape = match.group(1)
+        if _JSON_ESCAPE.fullmatch(escape) and escape not in _LATEX_COMMANDS:
+            return match.group(0)
+        return "\\\\" + escape
+
+    return _BACKSLASH.sub(repair, text)
+
+
 def _json_object(text: str) -> dict[str, Any] | None:
     """The reply's JSON object; one cut off by the token cap is closed and its last item dropped."""
+    text = _escape_latex(text)
     match = _JSON_OBJECT.search(text)
     if match:
         try:
