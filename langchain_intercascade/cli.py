@@ -294,6 +294,20 @@ def evaluate(
     strong: StrongOpt = None,
     fake: FakeOpt = False,
     threshold: ThresholdOpt = None,
+    calibrate: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="Hold out this many questions (before --limit's) and calibrate the threshold "
+            "on them for --alpha and --delta, instead of --threshold.",
+        ),
+    ] = 0,
+    alpha: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="Calibration: the accepted answers' error rate.")
+    ] = 0.1,
+    delta: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="Calibration: the bound's failure probability.")
+    ] = 0.1,
 ) -> None:
     """Compare weak only, strong only, a standard cascade and Inter-Cascade on a data set.
 
@@ -302,6 +316,8 @@ def evaluate(
 
     Example: intercascade eval --fake questions.jsonl --limit 20 --output-dir results/
     """
+    if calibrate and threshold is not None:
+        raise _fail("pass --threshold or --calibrate, not both")
     from langchain_intercascade.evaluation import EvaluationConfig, run_evaluation
 
     settings = _settings(config, weak=weak, strong=strong, fake=fake, threshold=threshold)
@@ -316,6 +332,9 @@ def evaluate(
                 "shuffle": shuffle,
                 "configurations": configurations or ["weak", "strong", "cascade", "intercascade"],
                 "threshold": settings.threshold,
+                "calibration_examples": calibrate,
+                "alpha": alpha,
+                "delta": delta,
                 "k": settings.k,
                 "score_threshold": settings.score_threshold,
                 "cache_path": cache,

@@ -38,7 +38,7 @@ from langchain_core.load import dumps
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 from langchain_core.outputs import LLMResult
 from langchain_core.runnables import RunnableConfig
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from scipy.stats import rankdata
 
 from langchain_intercascade.answers import (
@@ -49,6 +49,11 @@ from langchain_intercascade.answers import (
     make_grader,
 )
 from langchain_intercascade.bank import StrategyBank
+from langchain_intercascade.calibration import (
+    ThresholdCalibration,
+    calibrate_threshold,
+    collect_confidences,
+)
 from langchain_intercascade.costs import DEFAULT_PRICES, PriceTable, Usage, record_usage
 from langchain_intercascade.graph import InterCascadeGraph, create_intercascade
 from langchain_intercascade.judges import BaseJudge
@@ -349,7 +354,14 @@ class EvaluationConfig(BaseModel):
         configurations: Which of the four configurations to run.
         strong_sample_every: Run the strong-only baseline on every n-th question
             only (1: all), to save time; its metrics are then estimates.
-        threshold: The cascades' acceptance threshold.
+        threshold: The cascades' acceptance threshold (``math.inf``: defer
+            everything).
+        calibration_examples: Hold this many questions out of the head of the
+            ordered stream and set ``threshold`` from them instead, with
+            :func:`calibrate_threshold` on the standard cascade's weak answers
+            (weak model and judge only). 0 uses ``threshold`` as given.
+        alpha: The calibration's target error rate among accepted answers.
+        delta: The calibration's failure probability.
         k: Strategies shown to the weak model.
         score_threshold: Similarity cut-off for retrieved strategies.
         system_prompt: A system message put before every question (None: none).
@@ -371,7 +383,10 @@ class EvaluationConfig(BaseModel):
     shuffle: bool = True
     configurations: list[ConfigName] = Field(default_factory=lambda: list(CONFIGURATIONS))
     strong_sample_every: int = Field(default=1, ge=1)
-    threshold: float = Field(default=0.8, ge=0.0, le=1.0)
+    threshold: float = Field(default=0.8, ge=0.0)
+    calibration_examples: int = Field(default=0, ge=0)
+    alpha: float = Field(default=0.1, gt=0.0, lt=1.0)
+    delta: float = Field(default=0.1, gt=0.0, lt=1.0)
     k: int = Field(default=2, ge=1)
     score_threshold: float | None = 0.5
     system_prompt: str | None = DEFAULT_SYSTEM_PROMPT
@@ -383,6 +398,16 @@ class EvaluationConfig(BaseModel):
     cache_path: Path | None = None
     output_dir: Path | None = None
     progress: bool = True
+
+    # A calibrated threshold may be inf; "constants" keeps it through config.json.
+    model_config = ConfigDict(ser_json_inf_nan="constants")
+
+    @field_validator("threshold")
+    @classmethod
+    def _threshold_in_range(cls, value: float) -> float:
+        if value > 1.0 and not math.isinf(value):
+            raise ValueError(f"threshold must lie in [0, 1] or be inf, got {value}")
+        return value
 
 
 class QueryRecord(BaseModel):
@@ -817,6 +842,8 @@ class EvaluationResult(BaseModel):
         rolling: Per configuration, over stream position.
         judge: The judge's reliability (weak answers judged by either cascade).
         records: Per configuration, one record per question.
+        calibration: How ``config.threshold`` was calibrated on held-out
+            questions (None when it was given).
     """
 
     config: EvaluationConfig
@@ -826,6 +853,9 @@ class EvaluationResult(BaseModel):
     rolling: dict[ConfigName, RollingMetrics]
     judge: JudgeQuality
     records: dict[ConfigName, list[QueryRecord]]
+    calibration: ThresholdCalibration | None = None
+
+    model_config = ConfigDict(ser_json_inf_nan="constants")
 
     @classmethod
     def from_records(
@@ -833,6 +863,7 @@ class EvaluationResult(BaseModel):
         records: dict[ConfigName, list[QueryRecord]],
         config: EvaluationConfig,
         n_examples: int,
+        calibration: ThresholdCalibration | None = None,
     ) -> EvaluationResult:
         """Compute every metric from the records.
 
@@ -840,6 +871,7 @@ class EvaluationResult(BaseModel):
             records: Each configuration's records, in stream order.
             config: The run's configuration.
             n_examples: Questions in the stream.
+            calibration: How the threshold was calibrated, if it was.
 
         Returns:
             The result.
@@ -862,6 +894,7 @@ class EvaluationResult(BaseModel):
                 config.reliability_bins,
             ),
             records=records,
+            calibration=calibration,
         )
 
     def to_markdown(self) -> str:
@@ -910,6 +943,17 @@ class EvaluationResult(BaseModel):
             f"Judge: AUROC {_num(j.auroc)}, ECE {_num(j.ece)} over {j.n} judged weak answers; "
             f"threshold {self.config.threshold}. Prices: {self.config.prices.as_of}.",
         ]
+        if (c := self.calibration) is not None:
+            lines.append(
+                f"Threshold calibrated on {c.n_samples} held-out questions at alpha {c.alpha}, "
+                f"delta {c.delta}: {c.n_accepted} accepted ({c.n_errors_accepted} wrong), "
+                f"risk upper bound {c.risk_upper_bound:.3f}"
+                + (
+                    " (no threshold meets alpha: everything is deferred)."
+                    if math.isinf(c.threshold)
+                    else "."
+                )
+            )
         return "\n".join(lines) + "\n"
 
     def save(self, folder: str | Path, *, plots: bool = True) -> Path:
@@ -1076,6 +1120,41 @@ def _cache_key(model: BaseChatModel) -> str:
     return model._get_llm_string()
 
 
+def _messages(config: EvaluationConfig, example: Example) -> list[BaseMessage]:
+    question = HumanMessage(example.question)
+    return [SystemMessage(config.system_prompt), question] if config.system_prompt else [question]
+
+
+def _calibrate(
+    config: EvaluationConfig,
+    examples: Sequence[Example],
+    *,
+    weak: BaseChatModel,
+    strong: BaseChatModel,
+    judge: BaseJudge | None,
+    prompts: CascadePrompts | None,
+    extractor: AnswerExtractor | None,
+) -> ThresholdCalibration:
+    """Calibrate the cascades' threshold on held-out questions.
+
+    The standard cascade's weak model and judge answer them (no strategies, no
+    strong calls); Inter-Cascade's weak answers see strategies, so for it the
+    guarantee holds only as far as strategies leave the confidences alike.
+    """
+    cascade = create_intercascade(
+        weak, strong, bank=None, judge=judge, prompts=prompts, name="calibration"
+    )
+    collected = collect_confidences(
+        cascade,
+        [(_messages(config, e), e.answer) for e in examples],
+        make_grader(config.answer_kind, extractor),
+        config={"max_concurrency": 1, "run_name": "calibration"},
+    )
+    return calibrate_threshold(
+        collected.confidences, collected.correct, alpha=config.alpha, delta=config.delta
+    )
+
+
 class _Runner:
     """Runs one question through each configuration and records what happened."""
 
@@ -1112,11 +1191,6 @@ class _Runner:
             ),
         }
 
-    def messages(self, example: Example) -> list[BaseMessage]:
-        prompt = self.config.system_prompt
-        question = HumanMessage(example.question)
-        return [SystemMessage(prompt), question] if prompt else [question]
-
     def run(self, name: ConfigName, position: int, example: Example) -> QueryRecord:
         timer = _QueryTimer(self.ledger)
         run_config: RunnableConfig = {"callbacks": [timer], "run_name": name}
@@ -1150,7 +1224,7 @@ class _Runner:
         self, name: ConfigName, example: Example, run_config: RunnableConfig
     ) -> dict[str, Any]:
         model = self.weak if name == "weak" else self.strong
-        reply = model.invoke(self.messages(example), run_config)
+        reply = model.invoke(_messages(self.config, example), run_config)
         assert isinstance(reply, AIMessage)
         fields: dict[str, Any] = {
             "reply": reply.text,
@@ -1166,7 +1240,7 @@ class _Runner:
     def _cascade(
         self, name: ConfigName, example: Example, run_config: RunnableConfig
     ) -> dict[str, Any]:
-        state = self.graphs[name].invoke({"messages": self.messages(example)}, run_config)
+        state = self.graphs[name].invoke({"messages": _messages(self.config, example)}, run_config)
         weak_message = state.get("weak_message")
         weak_reply = weak_message.text if weak_message is not None else None
         strategies = state.get("strategies") or []
@@ -1207,7 +1281,9 @@ def run_evaluation(
     an interrupted run has results for all of them, and Inter-Cascade's bank
     grows in stream order. With ``output_dir`` set, each record is appended to
     ``records.jsonl`` as it is made (beside ``config.json``), and the results,
-    table and plots are written at the end.
+    table and plots are written at the end. With ``calibration_examples`` set,
+    the threshold is first calibrated on that many questions held out of the
+    head of the stream (see :class:`EvaluationConfig`).
 
     Args:
         config: What to run and how.
@@ -1225,7 +1301,8 @@ def run_evaluation(
         The result.
 
     Raises:
-        ValueError: If neither ``examples`` nor ``config.data_path`` is given.
+        ValueError: If neither ``examples`` nor ``config.data_path`` is given, or
+            ``config.calibration_examples`` leaves no question to evaluate.
     """
     if examples is None:
         if config.data_path is None:
@@ -1237,22 +1314,46 @@ def run_evaluation(
             "parameters are identical), so one would answer from the other's cache; "
             "give them distinguishing parameters (e.g. model name) or set cache_path=None"
         )
-    stream = order_examples(examples, seed=config.seed, shuffle=config.shuffle, limit=config.limit)
+    held_out = config.calibration_examples
+    ordered = order_examples(
+        examples,
+        seed=config.seed,
+        shuffle=config.shuffle,
+        limit=None if config.limit is None else held_out + config.limit,
+    )
+    calibration_set, stream = ordered[:held_out], ordered[held_out:]
+    if not stream:
+        raise ValueError(
+            f"no questions left to evaluate: the data set has {len(ordered)} and "
+            f"calibration_examples holds out {held_out}"
+        )
     names = [n for n in CONFIGURATIONS if n in config.configurations]
     records: dict[ConfigName, list[QueryRecord]] = {n: [] for n in names}
     log = None
-    if config.output_dir is not None:
-        config.output_dir.mkdir(parents=True, exist_ok=True)
-        # Written first, so an unfinished run's records can be summarized with it.
-        (config.output_dir / "config.json").write_text(
-            config.model_dump_json(indent=1), encoding="utf-8"
-        )
-        log = open(config.output_dir / "records.jsonl", "w", encoding="utf-8")
+    calibration = None
     if config.cache_path is not None:
         config.cache_path.parent.mkdir(parents=True, exist_ok=True)
     ledger = CallTimes(config.cache_path)
     try:
         with _llm_cache(config.cache_path):
+            if calibration_set:
+                calibration = _calibrate(
+                    config,
+                    calibration_set,
+                    weak=weak,
+                    strong=strong,
+                    judge=judge,
+                    prompts=prompts,
+                    extractor=extractor,
+                )
+                config = config.model_copy(update={"threshold": calibration.threshold})
+            if config.output_dir is not None:
+                config.output_dir.mkdir(parents=True, exist_ok=True)
+                # Written first, so an unfinished run's records can be summarized with it.
+                (config.output_dir / "config.json").write_text(
+                    config.model_dump_json(indent=1), encoding="utf-8"
+                )
+                log = open(config.output_dir / "records.jsonl", "w", encoding="utf-8")
             runner = _Runner(
                 config,
                 weak=weak,
@@ -1278,7 +1379,7 @@ def run_evaluation(
         ledger.close()
         if log is not None:
             log.close()
-    result = EvaluationResult.from_records(records, config, len(stream))
+    result = EvaluationResult.from_records(records, config, len(stream), calibration)
     if config.output_dir is not None:
         result.save(config.output_dir)
     return result

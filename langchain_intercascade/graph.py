@@ -10,6 +10,7 @@ Every decision is a node's state update, so streams and traces show it.
 from __future__ import annotations
 
 import logging
+import math
 import re
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from typing import Annotated, Any, Literal, cast
@@ -764,6 +765,8 @@ def build_intercascade_graph(
             logprobs, else the weak model's own 0-1 rating.
         threshold: Accept the weak answer when the confidence is at least this.
             The default is a placeholder; calibrate it on your data.
+            ``math.inf`` defers everything (what :func:`calibrate_threshold`
+            returns when no threshold meets the risk level).
         k: How many strategies to show the weak model (2, as in the paper).
         score_threshold: Show only strategies at least this similar to the query
             (cosine similarity with the default FAISS index); None shows the top k.
@@ -812,8 +815,8 @@ def build_intercascade_graph(
     weak_model = _unbound(weak, "weak")
     if bank is not None and not isinstance(bank, StrategyBank):
         raise TypeError(f"bank must be a StrategyBank or None, got {type(bank).__name__}")
-    if not 0.0 <= threshold <= 1.0:
-        raise ValueError(f"threshold must lie in [0, 1], got {threshold}")
+    if not (0.0 <= threshold <= 1.0 or threshold == math.inf):
+        raise ValueError(f"threshold must lie in [0, 1] or be math.inf, got {threshold}")
     if strong_threshold is not None and not 0.0 <= strong_threshold <= 1.0:
         raise ValueError(f"strong_threshold must lie in [0, 1], got {strong_threshold}")
     if k < 1:

@@ -95,6 +95,21 @@ def test_eval_runs_the_evaluation(tmp_path: Path) -> None:
     assert (tmp_path / "res" / "results.json").is_file()
 
 
+def test_eval_calibrates_the_threshold_on_held_out_questions(tmp_path: Path) -> None:
+    data = tmp_path / "qa.jsonl"
+    rows = [(FIRST.replace("3", str(n)), str(4 * n)) for n in range(5, 20)] + [(RELATED, "30")]
+    data.write_text("".join(json.dumps({"question": q, "answer": a}) + "\n" for q, a in rows))
+    args = ["eval", "--fake", str(data), "--no-shuffle", "--configuration", "cascade"]
+    out = _ok(*args, "--calibrate", "12", "--alpha", "0.2", "--output-dir", str(tmp_path / "res"))
+    assert "Threshold calibrated on 12 held-out questions at alpha 0.2" in out
+    saved = json.loads((tmp_path / "res" / "results.json").read_text())
+    assert saved["calibration"]["n_samples"] == 12
+    assert saved["config"]["threshold"] == saved["calibration"]["threshold"]
+    assert [r["position"] for r in saved["records"]["cascade"]] == [0, 1, 2, 3]
+    both = runner.invoke(app, [*args, "--calibrate", "12", "--threshold", "0.5"])
+    assert both.exit_code == 2 and "--threshold or --calibrate, not both" in both.output
+
+
 def test_bank_commands_round_trip(tmp_path: Path) -> None:
     bank = str(tmp_path / "bank")
     _ok("ask", "--fake", "--bank", bank, FIRST)

@@ -370,3 +370,82 @@ def test_requires_data(models: tuple[NamedScriptedModel, NamedScriptedModel]) ->
             strong=strong,
             embeddings=BagOfWordsEmbeddings(),
         )
+
+
+def _capitals(n: int) -> list[Example]:
+    # The scripted weak model knows this one (confidence exp(-0.05)).
+    return [
+        Example(id=f"cal{i}", question="What is the capital of France?", answer="Paris")
+        for i in range(n)
+    ]
+
+
+def test_threshold_calibrated_on_held_out_questions(
+    tmp_path: Path, stream: list[Example], models: tuple[NamedScriptedModel, NamedScriptedModel]
+) -> None:
+    weak, strong = models
+    held_out = _capitals(25) + [basket(100 + i) for i in range(5)]  # 25 right, 5 wrong
+    config = _config(tmp_path, calibration_examples=30, limit=9, output_dir=tmp_path / "out")
+    result = run_evaluation(
+        config,
+        weak=weak,
+        strong=strong,
+        embeddings=BagOfWordsEmbeddings(),
+        judge=LogprobJudge(),
+        examples=held_out + stream,
+        extractor=_grade_numbers_or_text,
+    )
+    cal = result.calibration
+    assert cal is not None and (cal.n_samples, cal.n_accepted, cal.n_errors_accepted) == (30, 25, 0)
+    # The lowest threshold that certifies 10% risk accepts exactly the confident answers.
+    assert result.config.threshold == cal.threshold == pytest.approx(math.exp(-0.05))
+    assert cal.risk_upper_bound <= 0.1
+    assert [r.example_id for r in result.records["weak"]] == [e.id for e in stream]
+    # The standard cascade accepts the capital and defers every basket question.
+    assert result.metrics["cascade"].strong_calls == 8
+    assert "Threshold calibrated on 30 held-out questions" in result.to_markdown()
+    saved = json.loads((tmp_path / "out" / "config.json").read_text())
+    assert saved["threshold"] == pytest.approx(cal.threshold)
+
+
+def test_uncertifiable_calibration_defers_everything(
+    tmp_path: Path, stream: list[Example], models: tuple[NamedScriptedModel, NamedScriptedModel]
+) -> None:
+    weak, strong = models
+    config = _config(
+        tmp_path, calibration_examples=12, configurations=["cascade"], output_dir=tmp_path / "out"
+    )
+    result = run_evaluation(
+        config,
+        weak=weak,
+        strong=strong,
+        embeddings=BagOfWordsEmbeddings(),
+        judge=LogprobJudge(),
+        examples=[basket(100 + i) for i in range(12)] + stream,
+        extractor=_grade_numbers_or_text,
+    )
+    assert result.calibration is not None and math.isinf(result.config.threshold)
+    assert result.metrics["cascade"].strong_call_rate == 1.0
+    assert "everything is deferred" in result.to_markdown()
+    saved = EvaluationConfig.model_validate_json((tmp_path / "out" / "config.json").read_text())
+    assert math.isinf(saved.threshold)  # config.json round-trips the inf threshold
+    reread = EvaluationResult.model_validate_json((tmp_path / "out" / "results.json").read_text())
+    assert reread.calibration is not None
+    # model_dump_json: NaN (the risk of accepting nothing) never equals itself.
+    assert reread.calibration.model_dump_json() == result.calibration.model_dump_json()
+
+
+def test_calibration_must_leave_questions_to_evaluate(
+    tmp_path: Path, stream: list[Example], models: tuple[NamedScriptedModel, NamedScriptedModel]
+) -> None:
+    weak, strong = models
+    with pytest.raises(ValueError, match="no questions left to evaluate"):
+        run_evaluation(
+            _config(tmp_path, calibration_examples=len(stream)),
+            weak=weak,
+            strong=strong,
+            embeddings=BagOfWordsEmbeddings(),
+            examples=stream,
+        )
+    with pytest.raises(ValueError, match="threshold must lie in"):
+        EvaluationConfig(threshold=1.5)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 
 import pytest
 from conftest import APPLES, APPLES_SIBLING, EASY, UNRELATED, strong_respond, weak_respond
@@ -284,6 +285,16 @@ def test_bad_input_gets_a_clear_error(weak, strong, bank, value, error, match):
 def test_bad_options_get_a_clear_error(weak, strong, bank, kwargs, match):
     with pytest.raises(ValueError, match=match):
         create_intercascade(weak, strong, bank=bank, **kwargs)
+
+
+def test_an_uncertifiable_calibration_defers_everything(weak, strong, bank):
+    # calibrate_threshold returns math.inf when no threshold meets the risk level;
+    # the cascade takes it as is and defers even a fully confident answer.
+    cascade = create_intercascade(
+        weak, strong, bank=bank, threshold=math.inf, judge=lambda m, a: 1.0
+    )
+    state = cascade.invoke(EASY)
+    assert (state["route"], state["confidence"], state["threshold"]) == ("strong", 1.0, math.inf)
 
 
 def test_models_must_be_chat_models(strong, bank):
