@@ -271,17 +271,15 @@ the quantity and shows this problem's numbers, e.g. "total cost = number of item
 * price per item = 3 * 2 = 6". End with the step "answer = ...". Check each \
 number against the problem."""
 
+# With a whole worked JSON example in this prompt the 1.5B model copied the example
+# verbatim in 7 of 7 distillations, so the format is described, not shown.
 PROGRAM_DISTILL_SYSTEM = """\
-You turn a solved word problem into a short parameterized Python function for \
-problems with the same story and different names and numbers. Name each \
-parameter after the quantity it stands for. Example, for "Tom buys 3 pens at $2 \
-each and pays with a $10 bill. How much change does he get?":
-{{"title": "Change after buying several items at a unit price",
- "applies_when": "Someone buys a number of items at a price each and pays with a larger amount",
- "steps": ["def solve(number_of_items, price_per_item, amount_paid):",
-           "    total_cost = number_of_items * price_per_item",
-           "    return amount_paid - total_cost"],
- "pitfalls": ["Read each parameter's value from the new problem"]}}"""
+You turn a solved word problem into a short Python function for problems with \
+the same story and different names and numbers. The function is called solve. \
+Its parameters are the quantities the story gives, named after them (e.g. \
+number_of_items, price_per_item), never this problem's numbers. Its body \
+computes the answer as the solution did, one named quantity per line, and \
+returns it. Check each line against the solution."""
 
 WORKED_REQUEST = {
     "named": "Write the recipe for problems with this story as a JSON object with the keys "

@@ -252,7 +252,6 @@ class RetrievedStrategy(BaseModel):
         return self.record.text
 
 
-_JSON_OBJECT = re.compile(r"\{.*\}", re.DOTALL)
 _SECTION = re.compile(
     r"^\s*(?:#+\s*|\*\*)?(title|applies[ _]when|when it applies|steps|pitfalls)"
     r"\s*(?:\*\*)?\s*:?\s*(?:\*\*)?\s*(.*)$",
@@ -341,17 +340,16 @@ def _escape_latex(text: str) -> str:
 def _json_object(text: str) -> dict[str, Any] | None:
     """The reply's JSON object; one cut off by the token cap is closed and its last item dropped."""
     text = _escape_latex(text)
-    match = _JSON_OBJECT.search(text)
-    if match:
-        try:
-            data = json.loads(match.group(0))
-        except json.JSONDecodeError:
-            pass
-        else:
-            return data if isinstance(data, dict) else None
     start = text.find("{")
     if start < 0:
         return None
+    try:
+        # raw_decode stops at the object's end: prose or a stray "}" may follow it.
+        data, _ = json.JSONDecoder().raw_decode(text, start)
+    except json.JSONDecodeError:
+        pass
+    else:
+        return data if isinstance(data, dict) else None
     data = parse_partial_json(text[start:])
     if not isinstance(data, dict) or not data:
         return None

@@ -73,3 +73,12 @@ def test_latex_inside_json_strings_is_kept_as_text() -> None:
         ' "pitfalls": []}\n```'
     )
     assert strategy.steps == ["letters = \\(3 \\times 48 = 144\\)", "answer = \\frac{1}{2}\nnext"]
+
+
+def test_text_after_the_json_object_is_ignored() -> None:
+    # Seen from Qwen2.5-Coder-1.5B: one "}" too many after a complete object.
+    strategy = parse_strategy(
+        '```json\n{"title": "Change", "applies_when": "Someone pays",'
+        ' "steps": ["change = paid - cost"], "pitfalls": []}\n}\n```\nHope this helps {:)}'
+    )
+    assert (strategy.title, strategy.steps) == ("Change", ["change = paid - cost"])
