@@ -36,7 +36,7 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from langchain_core.embeddings import Embeddings
 from langchain_core.language_models import BaseChatModel
@@ -220,14 +220,21 @@ class CascadeSettings(BaseModel):
                 f"module:attribute; {ENV_PREFIX}WEAK_MODEL/{ENV_PREFIX}STRONG_MODEL) "
                 f"or use the scripted fake models ({ENV_PREFIX}FAKE=1, --fake)"
             )
-        return self._model(self.weak_model), self._model(self.strong_model)
+        return self._model(self.weak_model, "weak"), self._model(self.strong_model, "strong")
 
-    def _model(self, spec: str) -> BaseChatModel:
+    def _model(self, spec: str, role: Literal["weak", "strong"]) -> BaseChatModel:
         from langchain_intercascade.models import local_chat_model
 
         if Path(spec).expanduser().suffix.lower() == ".gguf":
+            # Token logprobs let the default judge score the weak answer by token
+            # probability (small models rate their own wrong answers highly); the strong
+            # model writes strategies as plain-text JSON (grammar-forced tool calls ran
+            # at ~2 tokens/s on CPU).
+            options: dict[str, Any] = (
+                {"logprobs": True} if role == "weak" else {"structured_output": False}
+            )
             try:
-                return local_chat_model(spec, max_tokens=self.max_tokens)
+                return local_chat_model(spec, max_tokens=self.max_tokens, **options)
             except (FileNotFoundError, ImportError) as exc:
                 raise ConfigurationError(str(exc)) from exc
         return _import_model(spec)

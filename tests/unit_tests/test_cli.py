@@ -168,3 +168,22 @@ def test_bad_files_fail_clearly(tmp_path: Path) -> None:
 
 def test_models_list() -> None:
     assert "smoke" in _ok("models", "list")
+
+
+def test_gguf_weak_model_gets_logprobs_and_strong_plain_text_json(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # With logprobs the default judge scores token probability, not a self-rating the
+    # 0.5B model gives its wrong answers too (benchmarks/judges).
+    built: dict[str, dict[str, object]] = {}
+
+    def fake_local_chat_model(path: str, **kwargs: object) -> str:
+        built[path] = kwargs
+        return path
+
+    monkeypatch.setattr("langchain_intercascade.models.local_chat_model", fake_local_chat_model)
+    CascadeSettings(weak_model="w.gguf", strong_model="s.gguf", max_tokens=99).models()
+    assert built == {
+        "w.gguf": {"max_tokens": 99, "logprobs": True},
+        "s.gguf": {"max_tokens": 99, "structured_output": False},
+    }
