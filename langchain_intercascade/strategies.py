@@ -304,7 +304,7 @@ def parse_strategy(text: str) -> Strategy:
         raise ValueError(f"could not parse a strategy from the model's reply: {exc}") from exc
 
 
-# After a backslash: \uXXXX, a run of letters (a LaTeX command, or \n and a word), or one character.
+# After a backslash: \u and 4 hex digits, a run of letters (LaTeX, or \n and a word), or 1 char.
 _BACKSLASH = re.compile(r"\\(u[0-9a-fA-F]{4}|[a-zA-Z]+|.)", re.DOTALL)
 _JSON_ESCAPE = re.compile(r'["\\/]|u[0-9a-fA-F]{4}|[bfnrt][a-zA-Z]*')
 # LaTeX commands that JSON would read as \b, \f, \n, \r or \t followed by letters.
