@@ -40,6 +40,7 @@ from langchain_core.retrievers import BaseRetriever
 from langchain_core.vectorstores import InMemoryVectorStore, VectorStore
 from langchain_core.vectorstores.utils import maximal_marginal_relevance
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from langchain_intercascade.strategies import (
     RetrievedStrategy,
@@ -258,9 +259,20 @@ class _ChromaCatalog(_Catalog):
     shared = True
 
     def __init__(self, store: VectorStore) -> None:
+        from chromadb.errors import InternalError
+
         self.store = store
         # langchain-chroma has no public way to add vectors or update metadata alone.
         self.collection = store._collection  # type: ignore[attr-defined]
+        # A query racing another client's first writes can find the HNSW segment not
+        # yet on disk (chroma-core/chroma#4212); it succeeds when asked again. Reads only:
+        # a retried write could apply twice.
+        self._retry_read = Retrying(
+            retry=retry_if_exception_type(InternalError),
+            stop=stop_after_attempt(5),
+            wait=wait_exponential(multiplier=0.05, max=1.0),
+            reraise=True,
+        )
 
     @staticmethod
     def _metadata(record: StrategyRecord) -> dict[str, Any]:
@@ -292,7 +304,8 @@ class _ChromaCatalog(_Catalog):
         return int(self.collection.count())
 
     def nearest(self, vector: np.ndarray, k: int, namespace: str) -> list[_Hit]:
-        result = self.collection.query(
+        result = self._retry_read(
+            self.collection.query,
             query_embeddings=[vector.tolist()],
             n_results=k,
             where={"namespace": namespace},

@@ -204,3 +204,28 @@ def test_processes_share_one_bank_without_losing_or_duplicating(server):
         assert found.record.strategy.title == family
         # Concurrent merges from several processes may lose a count, never a strategy.
         assert 1 <= found.record.variants <= PROCESSES - 1
+
+
+def test_a_query_racing_another_writer_is_asked_again(make_bank, monkeypatch):
+    """Chroma can fail a query while another client's first writes reach disk."""
+    from chromadb.api.models.Collection import Collection
+    from chromadb.errors import InternalError
+
+    query = Collection.query
+    failures = iter([InternalError("Error creating hnsw segment reader: Nothing found on disk")])
+
+    def racing(self: Any, *args: Any, **kwargs: Any) -> Any:
+        for error in failures:
+            raise error
+        return query(self, *args, **kwargs)
+
+    bank = make_bank()
+    bank.add(strategy("apples"), source_query="apples in baskets")
+    monkeypatch.setattr(Collection, "query", racing)
+    # The dedup query fails once; the near-duplicate is still merged, not stored twice.
+    bank.add(strategy("apples", "again"), source_query="apples in baskets")
+    assert [r.variants for r in bank.records()] == [1]
+
+    failures = iter([InternalError("broken index")] * 10)  # a lasting fault is raised
+    with pytest.raises(InternalError, match="broken index"):
+        bank.search("apples", k=1)
