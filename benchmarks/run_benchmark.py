@@ -25,7 +25,7 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, System
 from langchain_core.prompts import ChatPromptTemplate
 from langchain_core.runnables import RunnableConfig
 
-from langchain_intercascade import CascadePrompts, VerbalizedJudge, last_user_turn
+from langchain_intercascade import CascadePrompts
 from langchain_intercascade.answers import extract_number, numbers_equal
 from langchain_intercascade.costs import record_usage
 from langchain_intercascade.evaluation import (
@@ -34,8 +34,9 @@ from langchain_intercascade.evaluation import (
     load_gsm8k,
     run_evaluation,
 )
-from langchain_intercascade.judges import BaseJudge, Judgement, LogprobJudge
+from langchain_intercascade.judges import BaseJudge, Judgement, LogprobJudge, VerbalizedJudge
 from langchain_intercascade.models import local_chat_model
+from langchain_intercascade.options import last_user_turn
 from langchain_intercascade.prompts import DISTILL_HUMAN
 
 sys.path.insert(0, str(Path(__file__).parent))

@@ -1,115 +1,73 @@
 """Interactive LLM cascades for LangChain and LangGraph.
 
-A cheap weak model answers first; a confidence judge accepts its answer or
-defers to a strong model, whose solution is distilled into a reusable strategy
-that later helps the weak model (Inter-Cascade, arXiv 2509.22984).
+A cheap weak model answers first; a confidence judge accepts its answer or defers
+to a strong model, whose solution is distilled into a reusable strategy that later
+helps the weak model (Inter-Cascade, arXiv 2509.22984).
+
+Package map (``ARCHITECTURE.md`` has the data flow of one turn):
+
+- ``options``: :class:`CascadeOptions`, every cascade option in one place.
+- ``graph``: the LangGraph state machine, one module per node, and its factories.
+- ``chat_model``: :class:`ChatInterCascade`, the cascade as a LangChain chat model.
+- ``bank``: the strategy bank, its backends, persistence and retriever.
+- ``strategies``: what a strategy is, and how one is parsed from text.
+- ``prompts``: the cascade's own prompts.
+- ``judges``: confidence judges (token probability, verbalized, self-consistency,
+  verifier, logistic).
+- ``calibration``: risk-controlled thresholds (fixed-sequence testing with
+  Clopper-Pearson bounds) and online recalibration.
+- ``costs`` and ``callbacks``: token accounting, prices and a cost tracker.
+- ``answers``: final-answer extraction and grading.
+- ``evaluation``: data loaders, metrics, report and the four-configuration runner.
+- ``models``: local GGUF chat models and embeddings, and the model download.
+- ``settings``, ``server``, ``cli``, ``demo``: configuration from the environment,
+  the LangGraph server's graph factory, the ``intercascade`` command and its demo.
+- ``testing``: scripted models and embeddings, and the scripted world they share.
+
+Everything public is importable from its module; the names below are the ones
+most users need.
 """
 
-from langchain_intercascade.bank import (
-    DEFAULT_NAMESPACE,
-    BankStats,
-    DedupPolicy,
-    SearchType,
-    StrategyBank,
-    StrategyRetriever,
-)
-from langchain_intercascade.calibration import (
-    CollectedConfidences,
-    OnlineRecalibrator,
-    ThresholdCalibration,
-    acollect_confidences,
-    calibrate_threshold,
-    collect_confidences,
-    threshold_for_deferral_rate,
-)
-from langchain_intercascade.callbacks import CascadeCostTracker, RouteTotals, track_cascade_costs
-from langchain_intercascade.chat_model import ChatInterCascade, cascade_metadata
-from langchain_intercascade.costs import Usage, total_usage
-from langchain_intercascade.evaluation import EvaluationConfig, EvaluationResult, run_evaluation
-from langchain_intercascade.graph import (
-    NAMESPACE_KEY,
-    InterCascadeGraph,
-    InterCascadeState,
-    build_intercascade_graph,
-    coerce_input,
-    create_intercascade,
-    last_user_turn,
-    pick_answer,
-    pick_message,
-    run_namespace,
-)
-from langchain_intercascade.judges import (
-    AutoJudge,
-    BaseJudge,
-    Judgement,
-    LogisticJudge,
-    LogprobJudge,
-    MissingLogprobsError,
-    SelfConsistencyJudge,
-    VerbalizedJudge,
-    VerifierJudge,
-    as_judge,
-)
-from langchain_intercascade.prompts import CascadePrompts
-from langchain_intercascade.strategies import (
-    RetrievedStrategy,
-    Strategy,
-    StrategyRecord,
-    content_id,
-    parse_strategy,
-)
+from importlib.metadata import PackageNotFoundError, version
 
-__version__ = "0.1.0"
+from langchain_intercascade.bank import StrategyBank, StrategyRetriever
+from langchain_intercascade.calibration import calibrate_threshold
+from langchain_intercascade.callbacks import track_cascade_costs
+from langchain_intercascade.chat_model import ChatInterCascade
+from langchain_intercascade.evaluation import EvaluationConfig, run_evaluation
+from langchain_intercascade.graph import (
+    CascadeTurn,
+    build_intercascade_graph,
+    create_intercascade,
+    pick_answer,
+)
+from langchain_intercascade.judges import AutoJudge, BaseJudge, LogprobJudge
+from langchain_intercascade.options import CascadeOptions
+from langchain_intercascade.prompts import CascadePrompts
+from langchain_intercascade.strategies import Strategy
+
+try:
+    __version__ = version("langchain-intercascade")
+except PackageNotFoundError:  # run from a source tree that was never installed
+    __version__ = "0.0.0"
 
 __all__ = [
-    "DEFAULT_NAMESPACE",
-    "NAMESPACE_KEY",
     "AutoJudge",
-    "BankStats",
     "BaseJudge",
-    "CascadeCostTracker",
+    "CascadeOptions",
     "CascadePrompts",
+    "CascadeTurn",
     "ChatInterCascade",
-    "CollectedConfidences",
-    "DedupPolicy",
     "EvaluationConfig",
-    "EvaluationResult",
-    "InterCascadeGraph",
-    "InterCascadeState",
-    "Judgement",
-    "LogisticJudge",
     "LogprobJudge",
-    "MissingLogprobsError",
-    "OnlineRecalibrator",
-    "RetrievedStrategy",
-    "RouteTotals",
-    "SearchType",
-    "SelfConsistencyJudge",
     "Strategy",
     "StrategyBank",
-    "StrategyRecord",
     "StrategyRetriever",
-    "ThresholdCalibration",
-    "Usage",
-    "VerbalizedJudge",
-    "VerifierJudge",
     "__version__",
-    "acollect_confidences",
-    "as_judge",
     "build_intercascade_graph",
     "calibrate_threshold",
-    "cascade_metadata",
-    "coerce_input",
-    "collect_confidences",
-    "content_id",
     "create_intercascade",
-    "last_user_turn",
-    "parse_strategy",
     "pick_answer",
-    "pick_message",
     "run_evaluation",
-    "run_namespace",
-    "threshold_for_deferral_rate",
-    "total_usage",
     "track_cascade_costs",
 ]

@@ -663,14 +663,17 @@ def _prepare_collection(
 def _collected(
     states: Sequence[dict[str, Any]], golds: Sequence[str], grader: Callable[[str, str], bool]
 ) -> CollectedConfidences:
-    answers = [s["weak_message"].text if s.get("weak_message") else "" for s in states]
+    from langchain_intercascade.graph import CascadeTurn  # the graph imports this module
+
+    turns = [CascadeTurn.from_state(state) for state in states]
+    answers = [t.weak_message.text if t.weak_message else "" for t in turns]
     return CollectedConfidences(
-        confidences=[float(s.get("confidence", 0.0)) for s in states],
+        confidences=[t.confidence for t in turns],
         correct=[bool(grader(a, g)) for a, g in zip(answers, golds, strict=True)],
         answers=answers,
-        signals=[s.get("judge_signal", "") for s in states],
-        errors=[list(s.get("errors", [])) for s in states],
-        usage=[dict(s.get("usage", {})) for s in states],
+        signals=[t.judge_signal for t in turns],
+        errors=[t.errors for t in turns],
+        usage=[t.usage for t in turns],
     )
 
 

@@ -29,6 +29,7 @@ from langchain_intercascade.costs import (
     merge_usage,
     total_usage,
 )
+from langchain_intercascade.graph.state import CascadeTurn
 
 
 class RouteTotals(BaseModel):
@@ -51,17 +52,6 @@ class RouteTotals(BaseModel):
             usage=merge_usage(self.usage, other.usage),
             fee=self.fee + other.fee,
         )
-
-
-def _is_cascade_state(outputs: Any) -> bool:
-    # Only a whole turn's state has both the query and a decided route; node
-    # updates carry one or the other.
-    return (
-        isinstance(outputs, dict)
-        and isinstance(outputs.get("route"), str)
-        and "query" in outputs
-        and isinstance(outputs.get("usage"), dict)
-    )
 
 
 class CascadeCostTracker(BaseCallbackHandler):
@@ -206,7 +196,7 @@ class CascadeCostTracker(BaseCallbackHandler):
             if run_id in self._covered:
                 self._covered.discard(run_id)
                 return
-            if not _is_cascade_state(outputs):
+            if not CascadeTurn.is_turn(outputs):
                 return
             while parent is not None:
                 self._covered.add(parent)

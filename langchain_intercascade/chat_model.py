@@ -13,6 +13,8 @@ query is deferred, stream live as the model writes them.
 from __future__ import annotations
 
 import json
+import threading
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from typing import Any, cast
 
@@ -28,66 +30,33 @@ from langchain_core.messages.tool import ToolCallChunk, tool_call_chunk
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from langchain_core.runnables import Runnable, RunnableBinding, RunnableConfig
 from langchain_core.utils.function_calling import convert_to_openai_tool
-from pydantic import ConfigDict, Field, PrivateAttr
+from pydantic import ConfigDict, Field, PrivateAttr, field_validator, model_validator
 from typing_extensions import override
 
-from langchain_intercascade.answers import AnswerExtractor, extract_number
-from langchain_intercascade.bank import DEFAULT_NAMESPACE, SearchType, StrategyBank
-from langchain_intercascade.calibration import OnlineRecalibrator
+from langchain_intercascade.bank import DEFAULT_NAMESPACE, StrategyBank
 from langchain_intercascade.costs import total_usage
 from langchain_intercascade.graph import (
     NAMESPACE_KEY,
-    ChatModel,
-    DistillMode,
+    CascadeTurn,
     InterCascadeGraph,
-    _final_message,
-    _model_name,
-    _unbound,
     create_intercascade,
-    last_user_turn,
+    run_namespace,
 )
-from langchain_intercascade.judges import BaseJudge
-from langchain_intercascade.prompts import CascadePrompts
+from langchain_intercascade.graph.context import ChatModel, model_name, unbound
+from langchain_intercascade.options import CascadeOptions, fold_options
 
+_GRAPH_CACHE_SIZE = 32
 _ANSWER_NODES = {"weak_answer": "weak", "strong_answer": "strong"}
 
 
 def _with_tools(model: ChatModel, tools: list[dict[str, Any]], tool_choice: Any) -> ChatModel:
     """Bind tools to a chat model, keeping the arguments it was already bound with."""
-    chat_model = _unbound(model, "model")
+    chat_model = unbound(model, "model")
     with_tools = chat_model.bind_tools(tools, tool_choice=tool_choice)
     if isinstance(model, RunnableBinding):
         # bind_tools through a binding would drop the binding's own arguments.
         with_tools = with_tools.bind(**model.kwargs).with_config(model.config)
     return cast(ChatModel, with_tools)
-
-
-def cascade_metadata(state: dict[str, Any]) -> dict[str, Any]:
-    """The cascade's decision for one turn, as JSON-ready ``response_metadata`` keys.
-
-    Args:
-        state: The cascade graph's output state.
-
-    Returns:
-        ``route``, ``confidence``, ``judge_signal``, ``threshold``, ``strategies``
-        (id, title and similarity of each strategy shown to the weak model),
-        ``new_strategy`` (id and title, or None), ``usage`` (tokens per model and
-        role) and ``errors``.
-    """
-    new = state.get("new_strategy")
-    return {
-        "route": state.get("route"),
-        "confidence": state.get("confidence"),
-        "judge_signal": state.get("judge_signal"),
-        "threshold": state.get("threshold"),
-        "strategies": [
-            {"id": s.record.id, "title": s.record.strategy.title, "score": s.score}
-            for s in state.get("strategies") or []
-        ],
-        "new_strategy": {"id": new.id, "title": new.strategy.title} if new else None,
-        "usage": state.get("usage") or {},
-        "errors": list(state.get("errors") or []),
-    }
 
 
 class _Relay:
@@ -153,7 +122,8 @@ class _Relay:
 
     def finish(self) -> ChatGenerationChunk:
         """The last chunk: what was not streamed, the usage and the cascade's metadata."""
-        final = _final_message(self.state)
+        turn = CascadeTurn.from_state(self.state)
+        final = turn.final_message
         rest: str | list[Any]
         if isinstance(final.content, str):
             # What the stream has not shown yet (all of it from a non-streaming model).
@@ -165,8 +135,8 @@ class _Relay:
             message=AIMessageChunk(
                 content=rest,
                 tool_call_chunks=[] if self.sent_tool_calls else _tool_call_chunks(final),
-                usage_metadata=total_usage(self.state.get("usage") or {}),
-                response_metadata=_response_metadata(final, self.state, self.model_names),
+                usage_metadata=total_usage(turn.usage),
+                response_metadata=_response_metadata(turn, self.model_names),
                 chunk_position="last",
             )
         )
@@ -191,17 +161,16 @@ def _tool_call_chunks(message: AIMessage) -> list[ToolCallChunk]:
     ]
 
 
-def _response_metadata(
-    final: AIMessage, state: dict[str, Any], model_names: dict[str, str]
-) -> dict[str, Any]:
+def _response_metadata(turn: CascadeTurn, model_names: dict[str, str]) -> dict[str, Any]:
     metadata = {
         key: value
-        for key, value in final.response_metadata.items()
+        for key, value in turn.final_message.response_metadata.items()
         if key in ("finish_reason", "model_name", "model_provider", "system_fingerprint")
     }
     # Providers that report no model name (e.g. ChatLlamaCpp): name the answering model.
-    metadata.setdefault("model_name", model_names.get(state.get("route") or "", "intercascade"))
-    return {**metadata, **cascade_metadata(state)}
+    answering = {"weak": "weak", "weak_fallback": "weak", "strong": "strong"}.get(turn.route, "")
+    metadata.setdefault("model_name", model_names.get(answering, "intercascade"))
+    return {**metadata, **turn.metadata()}
 
 
 class ChatInterCascade(BaseChatModel):
@@ -231,34 +200,30 @@ class ChatInterCascade(BaseChatModel):
     model's tokens live (in two-threshold mode, where the strong answer is
     judged too, it arrives whole once judged).
 
+    The bank namespace is ``namespace``, or a call's
+    ``config["configurable"]["strategy_namespace"]`` when given.
+
     Args:
         weak: The cheap chat model that answers first.
         strong: The expensive chat model for deferred queries.
         bank: The strategy bank (None: a standard cascade without strategies).
-        judge: The confidence judge; None uses the graph's default.
-        threshold: Accept the weak answer at this confidence or above.
-        k: Strategies shown to the weak model.
-        score_threshold: Similarity cut-off for retrieved strategies.
-        distill: Distill a strategy from each strong answer.
-        distill_mode: ``"separate"`` or ``"joint"`` (see ``create_intercascade``).
-        prompts: The cascade's prompts.
-        retrieval_query: Picks the retrieval text from the conversation.
-        store_source_query: Keep each strategy's source query.
-        search_type: ``"similarity"`` or ``"mmr"`` retrieval.
-        strong_threshold: Opt-in two-threshold mode: the strong answer is judged
-            too and the cascade abstains (``route="abstain"``) below this.
-        strong_judge: Scores the strong answer in two-threshold mode.
-        recalibrator: Opt-in online recalibration of the threshold.
-        answer_extractor: Reads final answers, for the recalibrator.
-        namespace: The bank namespace this model reads and writes.
+        options: The cascade's options (see :class:`CascadeOptions`); its fields
+            may also be passed directly (``threshold=0.7``).
+        namespace: The bank namespace this model reads and writes by default.
         stop: Stop sequences for both models.
 
     Example:
         ```python
-        cascade = ChatInterCascade(weak=weak, strong=strong, bank=StrategyBank(emb))
-        chain = prompt | cascade | StrOutputParser()
-        msg = cascade.invoke("A train leaves at ...?")
-        msg.response_metadata["route"], msg.usage_metadata
+        from langchain_core.output_parsers import StrOutputParser
+        from langchain_intercascade import ChatInterCascade, StrategyBank
+        from langchain_intercascade.testing import fake_models
+
+        weak, strong, embeddings = fake_models()
+        cascade = ChatInterCascade(weak=weak, strong=strong, bank=StrategyBank(embeddings))
+        message = cascade.invoke("Sam has 3 boxes with 4 pens in each box. How many pens?")
+        assert message.response_metadata["route"] == "strong"
+        chain = cascade | StrOutputParser()
+        assert chain.invoke("Ana has 5 boxes with 6 pens in each box?") == "The total is 30."
         ```
     """
 
@@ -266,52 +231,57 @@ class ChatInterCascade(BaseChatModel):
 
     weak: ChatModel
     strong: ChatModel
-    bank: StrategyBank | None
-    judge: BaseJudge | Runnable[Any, Any] | Callable[..., Any] | None = None
-    threshold: float = Field(default=0.8, ge=0.0, le=1.0)
-    k: int = Field(default=2, ge=1)
-    score_threshold: float | None = 0.5
-    distill: bool = True
-    distill_mode: DistillMode = "separate"
-    prompts: CascadePrompts | None = None
-    retrieval_query: Callable[[Sequence[BaseMessage]], str] = last_user_turn
-    store_source_query: bool = True
-    search_type: SearchType = "similarity"
-    strong_threshold: float | None = Field(default=None, ge=0.0, le=1.0)
-    strong_judge: BaseJudge | Runnable[Any, Any] | Callable[..., Any] | None = None
-    recalibrator: OnlineRecalibrator | None = None
-    answer_extractor: AnswerExtractor = extract_number
+    bank: StrategyBank | None = None
+    options: CascadeOptions = Field(default_factory=CascadeOptions)
     namespace: str = DEFAULT_NAMESPACE
     stop: list[str] | None = None
     # A cached reply would skip the bank: no retrieval stats, no learning.
     cache: BaseCache | bool | None = False
 
     _graph: InterCascadeGraph = PrivateAttr()
+    _graphs: OrderedDict[str, InterCascadeGraph] = PrivateAttr(default_factory=OrderedDict)
+    _graphs_lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _gather_options(cls, data: Any) -> Any:
+        return fold_options(data)
+
+    @field_validator("namespace")
+    @classmethod
+    def _namespace(cls, value: str) -> str:
+        return run_namespace({"configurable": {NAMESPACE_KEY: value}})
 
     @override
     def model_post_init(self, context: Any, /) -> None:
         self._graph = self._build(self.weak, self.strong)
 
     def _build(self, weak: ChatModel, strong: ChatModel) -> InterCascadeGraph:
-        return create_intercascade(
-            weak,
-            strong,
-            bank=self.bank,
-            judge=self.judge,
-            threshold=self.threshold,
-            k=self.k,
-            score_threshold=self.score_threshold,
-            distill=self.distill,
-            distill_mode=self.distill_mode,
-            prompts=self.prompts,
-            retrieval_query=self.retrieval_query,
-            store_source_query=self.store_source_query,
-            search_type=self.search_type,
-            strong_threshold=self.strong_threshold,
-            strong_judge=self.strong_judge,
-            recalibrator=self.recalibrator,
-            answer_extractor=self.answer_extractor,
-        )
+        return create_intercascade(weak, strong, bank=self.bank, options=self.options)
+
+    @override
+    def invoke(
+        self, input: LanguageModelInput, config: RunnableConfig | None = None, **kwargs: Any
+    ) -> AIMessage:
+        return super().invoke(input, config, **_namespace_kwargs(config, kwargs))
+
+    @override
+    async def ainvoke(
+        self, input: LanguageModelInput, config: RunnableConfig | None = None, **kwargs: Any
+    ) -> AIMessage:
+        return await super().ainvoke(input, config, **_namespace_kwargs(config, kwargs))
+
+    @override
+    def stream(
+        self, input: LanguageModelInput, config: RunnableConfig | None = None, **kwargs: Any
+    ) -> Iterator[AIMessageChunk]:
+        return super().stream(input, config, **_namespace_kwargs(config, kwargs))
+
+    @override
+    def astream(
+        self, input: LanguageModelInput, config: RunnableConfig | None = None, **kwargs: Any
+    ) -> AsyncIterator[AIMessageChunk]:
+        return super().astream(input, config, **_namespace_kwargs(config, kwargs))
 
     @property
     def graph(self) -> InterCascadeGraph:
@@ -324,18 +294,18 @@ class ChatInterCascade(BaseChatModel):
 
     def _model_names(self) -> dict[str, str]:
         return {
-            "weak": _model_name(_unbound(self.weak, "weak")),
-            "strong": _model_name(_unbound(self.strong, "strong")),
+            "weak": model_name(unbound(self.weak, "weak")),
+            "strong": model_name(unbound(self.strong, "strong")),
         }
 
     @property
     def _identifying_params(self) -> dict[str, Any]:
         return {
             **self._model_names(),
-            "threshold": self.threshold,
-            "k": self.k,
-            "score_threshold": self.score_threshold,
-            "distill_mode": self.distill_mode if self.distill else None,
+            "threshold": self.options.threshold_value,
+            "k": self.options.k,
+            "score_threshold": self.options.score_threshold,
+            "distill_mode": self.options.distill_mode if self.options.distill else None,
             "namespace": self.namespace,
         }
 
@@ -377,25 +347,42 @@ class ChatInterCascade(BaseChatModel):
         )
 
     def _graph_for(self, stop: list[str] | None, kwargs: dict[str, Any]) -> InterCascadeGraph:
-        """The graph for one call: per-call tools, stop words and arguments go to both models."""
-        call = dict(kwargs)
+        """The graph for one call: per-call tools, stop words and arguments go to both models.
+
+        Graphs are cached by those arguments: an agent binds the same tools on
+        every step.
+        """
+        call = {k: v for k, v in kwargs.items() if k != NAMESPACE_KEY}
         tools = call.pop("tools", None)
         tool_choice = call.pop("tool_choice", None)
         if stop or self.stop:
             call["stop"] = stop or self.stop
         if not tools and not call:
             return self._graph
+        key = json.dumps([tools, tool_choice, call], sort_keys=True, default=repr)
+        with self._graphs_lock:
+            if key in self._graphs:
+                self._graphs.move_to_end(key)
+                return self._graphs[key]
 
         def prepare(model: ChatModel) -> ChatModel:
             model = _with_tools(model, tools, tool_choice) if tools else model
             return cast(ChatModel, model.bind(**call)) if call else model
 
-        return self._build(prepare(self.weak), prepare(self.strong))
+        graph = self._build(prepare(self.weak), prepare(self.strong))
+        with self._graphs_lock:
+            self._graphs[key] = graph
+            if len(self._graphs) > _GRAPH_CACHE_SIZE:
+                self._graphs.popitem(last=False)
+        return graph
 
     def _config(
-        self, run_manager: CallbackManagerForLLMRun | AsyncCallbackManagerForLLMRun | None
+        self,
+        run_manager: CallbackManagerForLLMRun | AsyncCallbackManagerForLLMRun | None,
+        kwargs: dict[str, Any],
     ) -> RunnableConfig:
-        config: RunnableConfig = {"configurable": {NAMESPACE_KEY: self.namespace}}
+        namespace = kwargs.get(NAMESPACE_KEY) or self.namespace
+        config: RunnableConfig = {"configurable": {NAMESPACE_KEY: namespace}}
         if run_manager is not None:
             # Nest the graph's runs under this model's run (traces, callbacks).
             callbacks = CallbackManager(handlers=[], parent_run_id=run_manager.run_id)
@@ -413,10 +400,11 @@ class ChatInterCascade(BaseChatModel):
         return config
 
     def _relay(self) -> _Relay:
-        joint = self.distill and self.bank is not None and self.distill_mode == "joint"
+        options = self.options
+        joint = options.distill and self.bank is not None and options.distill_mode == "joint"
         return _Relay(
             hide_strategy_block=joint,
-            stream_strong=self.strong_threshold is None,
+            stream_strong=options.strong_threshold is None,
             model_names=self._model_names(),
         )
 
@@ -428,7 +416,7 @@ class ChatInterCascade(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        state = self._graph_for(stop, kwargs).invoke(messages, self._config(run_manager))
+        state = self._graph_for(stop, kwargs).invoke(messages, self._config(run_manager, kwargs))
         return _result(state, self._model_names())
 
     @override
@@ -439,7 +427,9 @@ class ChatInterCascade(BaseChatModel):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        state = await self._graph_for(stop, kwargs).ainvoke(messages, self._config(run_manager))
+        state = await self._graph_for(stop, kwargs).ainvoke(
+            messages, self._config(run_manager, kwargs)
+        )
         return _result(state, self._model_names())
 
     @override
@@ -452,7 +442,7 @@ class ChatInterCascade(BaseChatModel):
     ) -> Iterator[ChatGenerationChunk]:
         relay = self._relay()
         for mode, item in self._graph_for(stop, kwargs).stream(
-            messages, self._config(run_manager), stream_mode=["messages", "values"]
+            messages, self._config(run_manager, kwargs), stream_mode=["messages", "values"]
         ):
             yield from relay.on_state(item) if mode == "values" else relay.on_token(*item)
         yield relay.finish()
@@ -467,20 +457,28 @@ class ChatInterCascade(BaseChatModel):
     ) -> AsyncIterator[ChatGenerationChunk]:
         relay = self._relay()
         async for mode, item in self._graph_for(stop, kwargs).astream(
-            messages, self._config(run_manager), stream_mode=["messages", "values"]
+            messages, self._config(run_manager, kwargs), stream_mode=["messages", "values"]
         ):
             for chunk in relay.on_state(item) if mode == "values" else relay.on_token(*item):
                 yield chunk
         yield relay.finish()
 
 
+def _namespace_kwargs(config: RunnableConfig | None, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Carry a call's ``configurable`` namespace to the graph (LangChain drops configurable)."""
+    if NAMESPACE_KEY not in ((config or {}).get("configurable") or {}):
+        return kwargs
+    return {**kwargs, NAMESPACE_KEY: run_namespace(config or {})}
+
+
 def _result(state: dict[str, Any], model_names: dict[str, str]) -> ChatResult:
-    final = _final_message(state)
+    turn = CascadeTurn.from_state(state)
+    final = turn.final_message
     message = AIMessage(
         content=final.content,
         tool_calls=final.tool_calls,
         invalid_tool_calls=final.invalid_tool_calls,
-        usage_metadata=total_usage(state.get("usage") or {}),
-        response_metadata=_response_metadata(final, state, model_names),
+        usage_metadata=total_usage(turn.usage),
+        response_metadata=_response_metadata(turn, model_names),
     )
     return ChatResult(generations=[ChatGeneration(message=message)])

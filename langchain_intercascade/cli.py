@@ -2,7 +2,7 @@
 
 Every command that runs a cascade takes its models and bank from flags, from
 ``INTERCASCADE_*`` environment variables or from a JSON settings file
-(``--config``; the fields of :class:`~langchain_intercascade.server.CascadeSettings`),
+(``--config``; the fields of :class:`~langchain_intercascade.settings.CascadeSettings`),
 in that order of precedence. ``--fake`` runs scripted models that need no files,
 for trying the commands out and for tests.
 """
@@ -23,14 +23,15 @@ from rich.progress import Progress
 from rich.table import Table
 
 from langchain_intercascade.callbacks import CascadeCostTracker
-from langchain_intercascade.chat_model import cascade_metadata
+from langchain_intercascade.graph import CascadeTurn
 from langchain_intercascade.models import (
     KNOWN_MODELS,
     local_chat_model,
     local_embeddings,
     pull_model,
 )
-from langchain_intercascade.server import Cascade, CascadeSettings, ConfigurationError
+from langchain_intercascade.server import Cascade
+from langchain_intercascade.settings import CascadeSettings, ConfigurationError
 
 app = typer.Typer(
     help="Interactive LLM cascades: a weak model that learns from a strong one.",
@@ -54,7 +55,7 @@ ConfigOpt = Annotated[
         exists=True,
         dir_okay=False,
         help="JSON settings file (fields: weak_model, strong_model, fake, bank_dir, "
-        "threshold, k, score_threshold, distill_mode, max_tokens).",
+        "max_tokens and the text-form cascade options, e.g. threshold, k).",
     ),
 ]
 WeakOpt = Annotated[
@@ -95,8 +96,8 @@ def _settings(
 ) -> CascadeSettings:
     """Settings from the file, then the environment, then the flags given."""
     try:
-        values = CascadeSettings.from_file(config).model_dump(exclude_unset=True) if config else {}
-        values.update(CascadeSettings.from_env().model_dump(exclude_unset=True))
+        values = CascadeSettings.from_file(config).given() if config else {}
+        values.update(CascadeSettings.from_env().given())
     except ConfigurationError as exc:
         raise _fail(str(exc)) from exc
     flags = {
@@ -107,12 +108,15 @@ def _settings(
         "threshold": threshold,
     }
     values.update({key: value for key, value in flags.items() if value is not None})
-    return CascadeSettings.model_validate(values)
+    try:
+        return CascadeSettings.model_validate(values)
+    except ValueError as exc:
+        raise _fail(f"invalid settings: {exc}") from exc
 
 
 def _open(settings: CascadeSettings) -> Cascade:
     try:
-        return settings.open()
+        return Cascade(settings)
     except ConfigurationError as exc:
         raise _fail(str(exc)) from exc
 
@@ -242,7 +246,7 @@ def run(
 
 
 def _result_row(question: str, out: dict[str, Any]) -> dict[str, Any]:
-    return {"question": question, "answer": out["answer"], **cascade_metadata(out)}
+    return {"question": question, "answer": out["answer"], **CascadeTurn.from_state(out).metadata()}
 
 
 def _summary(tracker: CascadeCostTracker, *, learned: int) -> Table:
@@ -331,12 +335,12 @@ def evaluate(
                 "seed": seed,
                 "shuffle": shuffle,
                 "configurations": configurations or ["weak", "strong", "cascade", "intercascade"],
-                "threshold": settings.threshold,
+                "threshold": settings.options.threshold,
                 "calibration_examples": calibrate,
                 "alpha": alpha,
                 "delta": delta,
-                "k": settings.k,
-                "score_threshold": settings.score_threshold,
+                "k": settings.options.k,
+                "score_threshold": settings.options.score_threshold,
                 "cache_path": cache,
                 "output_dir": output_dir,
             }

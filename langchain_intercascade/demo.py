@@ -15,7 +15,7 @@ from pydantic import BaseModel
 
 from langchain_intercascade.answers import extract_number, numbers_equal
 from langchain_intercascade.bank import StrategyBank
-from langchain_intercascade.graph import InterCascadeGraph
+from langchain_intercascade.graph import CascadeTurn, InterCascadeGraph
 
 SYSTEM_PROMPT = (
     "Solve the math word problem. Think step by step, then give the final number "
@@ -75,17 +75,19 @@ def run_demo(
         the new strategy's title, the answer's last line and whether it is right.
     """
     for problem in demo_problems()[:limit]:
-        out = cascade.invoke([SystemMessage(SYSTEM_PROMPT), HumanMessage(problem.question)])
-        predicted = extract_number(out["answer"])
+        turn = CascadeTurn.from_state(
+            cascade.invoke([SystemMessage(SYSTEM_PROMPT), HumanMessage(problem.question)])
+        )
+        predicted = extract_number(turn.answer)
         yield {
             "question": problem.question,
-            "route": out["route"],
-            "confidence": out["confidence"],
-            "threshold": out["threshold"],
-            "strategies": [(s.record.strategy.title, s.score) for s in out["strategies"]],
-            "new_strategy": out["new_strategy"].strategy.title if out["new_strategy"] else None,
-            "answer": out["answer"].strip().splitlines()[-1] if out["answer"].strip() else "",
+            "route": turn.route,
+            "confidence": turn.confidence,
+            "threshold": turn.threshold,
+            "strategies": [(s.record.strategy.title, s.score) for s in turn.strategies],
+            "new_strategy": turn.new_strategy.strategy.title if turn.new_strategy else None,
+            "answer": turn.answer.strip().splitlines()[-1] if turn.answer.strip() else "",
             "correct": predicted is not None and numbers_equal(predicted, str(problem.answer)),
             "bank_size": len(bank),
-            "errors": out["errors"],
+            "errors": turn.errors,
         }

@@ -5,6 +5,8 @@ react to injected strategies), reports ``usage_metadata`` and OpenAI-format
 logprobs like ``ChatOpenAI(logprobs=True)``, streams token by token and supports
 tool calling (hence ``with_structured_output``). :class:`BagOfWordsEmbeddings`
 is a deterministic embedding under which texts sharing words are similar.
+:func:`fake_models` builds the one scripted world that tests, the server's
+``--fake`` mode, the demo and the notebooks share.
 """
 
 from __future__ import annotations
@@ -20,7 +22,14 @@ from langchain_core.callbacks import CallbackManagerForLLMRun
 from langchain_core.embeddings import Embeddings
 from langchain_core.language_models import LanguageModelInput
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
-from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, get_buffer_string
+from langchain_core.messages import (
+    AIMessage,
+    AIMessageChunk,
+    BaseMessage,
+    HumanMessage,
+    SystemMessage,
+    get_buffer_string,
+)
 from langchain_core.messages.ai import UsageMetadata
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from langchain_core.runnables import Runnable
@@ -210,3 +219,108 @@ class BagOfWordsEmbeddings(Embeddings):
     def embed_query(self, text: str) -> list[float]:
         """Embed a query."""
         return self._embed(text)
+
+
+# -- the scripted world ---------------------------------------------------------
+
+EQUAL_GROUPS_STRATEGY = json.dumps(
+    {
+        "title": "Total from equal groups",
+        "applies_when": "A number of groups each hold the same number of items",
+        "steps": [
+            "Multiply the number of groups by the items per group",
+            "Report the product as the total",
+        ],
+        "pitfalls": ["Do not add the two numbers"],
+    }
+)
+"""What the scripted strong model distills from an equal-groups problem."""
+
+TRANSLATION_STRATEGY = json.dumps(
+    {
+        "title": "Translate a single word",
+        "applies_when": "The user asks for a word in another language",
+        "steps": ["Give the target-language word", "Match its grammatical gender"],
+    }
+)
+"""What the scripted strong model distills from any other question."""
+
+CAPITAL_QUESTION = "What is the capital of France?"
+"""A question the scripted weak model answers right, confidently, unaided."""
+
+
+def _last_human(messages: list[BaseMessage]) -> str:
+    return next((m.text for m in reversed(messages) if isinstance(m, HumanMessage)), "")
+
+
+def _has_strategy(messages: list[BaseMessage]) -> bool:
+    return any(
+        isinstance(m, SystemMessage) and "<reference_strategies>" in m.text for m in messages
+    )
+
+
+def _equal_groups(question: str) -> tuple[int, int] | None:
+    # "3 baskets with 4 apples in each basket", "3 boxes with 4 pens each"
+    numbers = [int(n) for n in re.findall(r"\d+", question)]
+    return (numbers[0], numbers[1]) if " each" in question and len(numbers) >= 2 else None
+
+
+def weak_respond(messages: list[BaseMessage]) -> str:
+    """The scripted weak model: right on equal-groups problems only with a strategy.
+
+    Without one it adds the two numbers instead of multiplying them. It knows the
+    capital of France and rates every answer 0.3 when asked to rate one.
+    """
+    question = _last_human(messages)
+    if "rate how likely" in question.lower():
+        return "0.3"
+    if question == CAPITAL_QUESTION:
+        return "Paris."
+    pair = _equal_groups(question)
+    if pair is None:
+        return "I am not sure."
+    a, b = pair
+    return f"The total is {a * b if _has_strategy(messages) else a + b}."
+
+
+def weak_logprob(messages: list[BaseMessage], reply: str) -> float:
+    """The scripted weak model's token logprob: confident only when it is right."""
+    if reply == "Paris." or (_equal_groups(_last_human(messages)) and _has_strategy(messages)):
+        return -0.05
+    return -1.5
+
+
+def strong_respond(messages: list[BaseMessage]) -> str:
+    """The scripted strong model: always right, and distills a strategy when asked."""
+    text = _last_human(messages)
+    if text.startswith("Problem:"):  # the distillation prompt
+        return EQUAL_GROUPS_STRATEGY if _equal_groups(text) else TRANSLATION_STRATEGY
+    pair = _equal_groups(text)
+    if pair is None:
+        return "Bibliothek."
+    return f"Multiply the groups by the items in each: the total is {pair[0] * pair[1]}."
+
+
+def fake_models() -> tuple[ScriptedChatModel, ScriptedChatModel, BagOfWordsEmbeddings]:
+    """The scripted world: a weak/strong pair that shows the cascade learn.
+
+    On equal-groups problems ("3 boxes with 4 pens in each box") the weak model
+    adds the two numbers, wrongly and with low token probability, unless it is
+    shown a strategy, when it multiplies them confidently; the strong model always
+    multiplies and distills the "Total from equal groups" strategy. So the first
+    problem of the kind is deferred and later ones are not.
+
+    Returns:
+        The weak model, the strong model and bag-of-words embeddings.
+
+    Example:
+        ```python
+        from langchain_intercascade.testing import fake_models
+
+        weak, strong, embeddings = fake_models()
+        assert weak.invoke("3 boxes with 4 pens in each box?").text == "The total is 7."
+        ```
+    """
+    weak = ScriptedChatModel(respond=weak_respond, logprob=weak_logprob, model_name="weak-fake")
+    strong = ScriptedChatModel(respond=strong_respond, model_name="strong-fake")
+    return weak, strong, BagOfWordsEmbeddings()

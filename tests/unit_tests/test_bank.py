@@ -11,7 +11,8 @@ from langchain_core.documents import Document
 from langchain_core.vectorstores import InMemoryVectorStore, VectorStore
 from langchain_tests.integration_tests import RetrieversIntegrationTests
 
-from langchain_intercascade import Strategy, StrategyBank, StrategyRecord, StrategyRetriever
+from langchain_intercascade import Strategy, StrategyBank, StrategyRetriever
+from langchain_intercascade.strategies import StrategyRecord
 from langchain_intercascade.testing import BagOfWordsEmbeddings
 
 

@@ -7,10 +7,11 @@ from conftest import APPLES, APPLES_SIBLING, EASY
 from langchain_core.messages import AIMessage
 from langgraph.graph import START, StateGraph
 
-from langchain_intercascade import InterCascadeState, StrategyBank, create_intercascade
+from langchain_intercascade import StrategyBank, create_intercascade
 from langchain_intercascade.callbacks import CascadeCostTracker, track_cascade_costs
 from langchain_intercascade.chat_model import ChatInterCascade
 from langchain_intercascade.costs import ModelPrice, PriceTable, total_usage
+from langchain_intercascade.graph import InterCascadeState
 from langchain_intercascade.testing import ScriptedChatModel
 
 PRICES = PriceTable(

@@ -138,7 +138,7 @@ def cascade(weak: ScriptedChatModel, strong: ScriptedChatModel, bank: StrategyBa
 
 def test_learns_across_calls_and_reports_the_decision(cascade: ChatInterCascade) -> None:
     first = cascade.invoke(APPLES)
-    assert first.text == "Multiply baskets by apples per basket: the total is 12."
+    assert first.text == "Multiply the groups by the items in each: the total is 12."
     meta = first.response_metadata
     assert meta["route"] == "strong" and meta["threshold"] == 0.8
     assert meta["model_name"] == "strong-fake"
@@ -177,7 +177,7 @@ def test_stream_hides_a_deferred_weak_answer(cascade: ChatInterCascade) -> None:
     chunks = list(cascade.stream(APPLES))
     # The weak model's wrong "The total is 7." never reaches the user.
     assert "".join(c.text for c in chunks) == (
-        "Multiply baskets by apples per basket: the total is 12."
+        "Multiply the groups by the items in each: the total is 12."
     )
     assert len(chunks) > 3  # token by token, not one block
     assert chunks[-1].chunk_position == "last"
@@ -372,11 +372,37 @@ def test_abstention_streams_only_the_final_answer(
     assert cascade.invoke(APPLES).text == "The total is 7."
 
 
-def test_takes_every_option_of_create_intercascade() -> None:
-    import inspect
+def test_takes_every_cascade_option_as_a_keyword(weak, strong, bank) -> None:
+    from langchain_intercascade.options import CascadeOptions
 
-    from langchain_intercascade import create_intercascade
+    values = {"threshold": 0.5, "k": 3, "score_threshold": 0.1, "distill_mode": "joint"}
+    cascade = ChatInterCascade(weak=weak, strong=strong, bank=bank, **values)
+    assert cascade.options == CascadeOptions(**values)
+    assert cascade.graph.options == cascade.options
 
-    options = set(inspect.signature(create_intercascade).parameters)
-    # A chat model gets the whole conversation each call: no checkpointer or store.
-    assert options - {"checkpointer", "store", "name"} <= set(ChatInterCascade.model_fields)
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [({"threshold": 1.5}, "threshold"), ({"k": 2.5}, "k"), ({"namespace": ""}, "namespace")],
+)
+def test_bad_options_are_rejected_at_construction(weak, strong, bank, kwargs, match) -> None:
+    with pytest.raises(ValueError, match=match):
+        ChatInterCascade(weak=weak, strong=strong, bank=bank, **kwargs)
+
+
+def test_the_call_configs_namespace_scopes_reads_and_writes(weak, strong, bank) -> None:
+    cascade = ChatInterCascade(weak=weak, strong=strong, bank=bank)
+    tenant = {"configurable": {"strategy_namespace": "tenant-a"}}
+    assert cascade.invoke(APPLES, tenant).response_metadata["route"] == "strong"
+    assert [r.namespace for r in bank.records()] == ["tenant-a"]
+    # Another tenant learns nothing from tenant-a; tenant-a itself does.
+    other = cascade.invoke(APPLES_SIBLING, {"configurable": {"strategy_namespace": "tenant-b"}})
+    assert other.response_metadata["strategies"] == []
+    assert cascade.invoke(APPLES_SIBLING, tenant).response_metadata["route"] == "weak"
+    streamed = list(cascade.stream(APPLES_SIBLING, tenant))
+    assert streamed[-1].response_metadata["strategies"]
+
+
+def test_per_call_tools_reuse_one_compiled_graph(weak, strong, bank) -> None:
+    cascade = ChatInterCascade(weak=weak, strong=strong, bank=bank)
+    assert cascade._graph_for(["STOP"], {}) is cascade._graph_for(["STOP"], {})

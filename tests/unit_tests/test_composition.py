@@ -71,7 +71,7 @@ def test_inside_an_agent_graph_as_a_tool(weak, strong, bank):
     out = graph.compile().invoke({"messages": [HumanMessage("Help with apples")]})
     assert (
         out["messages"][-1].text
-        == "Answer: Multiply baskets by apples per basket: the total is 12."
+        == "Answer: Multiply the groups by the items in each: the total is 12."
     )
     assert len(bank) == 1
 

@@ -198,7 +198,7 @@ def test_a_failing_embedder_never_loses_the_answer(weak, strong):
 def test_a_failing_strong_model_falls_back_to_the_weak_answer(weak, bank):
     strong = ScriptedChatModel(respond=strong_respond, fail_with=TimeoutError("strong timed out"))
     out = create_intercascade(weak, strong, bank=bank).invoke(APPLES)
-    assert out["route"] == "weak"
+    assert out["route"] == "weak_fallback"  # not "weak": dashboards count fallbacks
     assert out["answer"] == "The total is 7."
     assert any("strong timed out" in e for e in out["errors"])
     assert len(bank) == 0
@@ -265,7 +265,12 @@ def test_every_input_form_gives_the_same_answer(weak, strong, bank, value):
     [
         (42, TypeError, "got int"),
         ({"question": "x"}, ValueError, "'messages' or a 'query'"),
-        ({"query": "  "}, ValueError, "non-empty"),
+        ({"query": "  "}, ValueError, "empty or whitespace"),
+        ("", ValueError, "empty or whitespace"),
+        ("\n\t ", ValueError, "empty or whitespace"),
+        (None, ValueError, "is None"),
+        ({"messages": None}, ValueError, "'messages' must be a list"),
+        ({"query": 3}, ValueError, "'query' must be a string"),
         ([SystemMessage("be brief")], ValueError, "no user"),
     ],
 )
@@ -274,12 +279,27 @@ def test_bad_input_gets_a_clear_error(weak, strong, bank, value, error, match):
         create_intercascade(weak, strong, bank=bank).invoke(value)
 
 
+def test_input_over_the_size_cap_is_rejected_before_any_model_call(weak, strong, bank):
+    cascade = create_intercascade(weak, strong, bank=bank, max_input_chars=100)
+    with pytest.raises(ValueError, match="101 characters, over max_input_chars=100"):
+        cascade.invoke("x" * 101)
+    assert weak.calls == [] and strong.calls == []
+
+
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
         ({"threshold": 1.5}, "threshold"),
-        ({"k": 0}, "k must"),
+        ({"threshold": "0.5"}, "threshold"),
+        ({"k": 0}, "k"),
+        ({"k": 2.5}, "k"),
+        ({"score_threshold": 5}, "score_threshold"),
+        ({"score_threshold": "x"}, "score_threshold"),
+        ({"search_type": "knn"}, "search_type"),
+        ({"prompts": "x"}, "prompts"),
+        ({"retrieval_query": None}, "retrieval_query"),
         ({"distill_mode": "both"}, "distill_mode"),
+        ({"tresholds": 0.5}, "tresholds"),
     ],
 )
 def test_bad_options_get_a_clear_error(weak, strong, bank, kwargs, match):
@@ -356,7 +376,7 @@ def test_source_query_can_be_left_out(weak, strong, bank):
 def test_lcel_chain_with_pick_answer(weak, strong, bank):
     from langchain_core.output_parsers import StrOutputParser
 
-    from langchain_intercascade import pick_message
+    from langchain_intercascade.graph import pick_message
 
     prompt = ChatPromptTemplate.from_messages([("system", "Be terse."), ("human", "{question}")])
     cascade = create_intercascade(weak, strong, bank=bank)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from langchain_intercascade import parse_strategy
+from langchain_intercascade.strategies import parse_strategy
 
 JSON_REPLY = """Here is the strategy:
 ```json

@@ -1,0 +1,127 @@
+"""What every node shares: the models, the bank, the judges and the options, resolved once."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from langchain_core.language_models import BaseChatModel
+from langchain_core.runnables import Runnable, RunnableBinding, RunnableConfig
+from langchain_core.runnables.config import merge_configs
+
+from langchain_intercascade.bank import StrategyBank
+from langchain_intercascade.judges import AutoJudge, BaseJudge, VerbalizedJudge
+from langchain_intercascade.options import CascadeOptions
+from langchain_intercascade.strategies import Strategy
+
+logger = logging.getLogger("langchain_intercascade.graph")
+
+ChatModel = BaseChatModel | RunnableBinding[Any, Any]
+"""A chat model, or one with bound arguments (``model.bind(logprobs=True)``)."""
+
+
+def unbound(model: ChatModel, role: str) -> BaseChatModel:
+    """The chat model inside a binding.
+
+    Args:
+        model: A chat model or a binding around one.
+        role: The model's role, for the error message.
+
+    Returns:
+        The chat model.
+
+    Raises:
+        TypeError: If ``model`` is not a chat model.
+    """
+    inner = model.bound if isinstance(model, RunnableBinding) else model
+    if not isinstance(inner, BaseChatModel):
+        raise TypeError(f"{role} must be a LangChain chat model, got {type(model).__name__}")
+    return inner
+
+
+def model_name(model: BaseChatModel) -> str:
+    """A chat model's name, as providers report it."""
+    for attr in ("model_name", "model", "model_path"):
+        value = getattr(model, attr, None)
+        if isinstance(value, str) and value:
+            return value
+    return model.get_name()
+
+
+def call_config(config: RunnableConfig, role: str, *, stream: bool = True) -> RunnableConfig:
+    """The config of one model call: named and tagged by its role for traces."""
+    tags = [f"intercascade:{role}"] + ([] if stream else ["nostream"])
+    return merge_configs(
+        config, {"run_name": role, "tags": tags, "metadata": {"intercascade_role": role}}
+    )
+
+
+def contained(node: str, exc: BaseException) -> str:
+    """Log a failure the cascade survives and describe it for the ``errors`` key."""
+    logger.warning("%s failed and was contained: %s: %s", node, type(exc).__name__, exc)
+    return f"{node}: {type(exc).__name__}: {exc}"
+
+
+@dataclass(frozen=True)
+class CascadeContext:
+    """The resolved parts of one cascade, shared by its five nodes.
+
+    Attributes:
+        weak: The weak model.
+        strong: The strong model.
+        bank: The strategy bank (None: a standard cascade).
+        options: The validated options.
+        judge: The weak answer's judge.
+        strong_judge: The strong answer's judge (two-threshold mode only).
+        distiller: The strong model with structured output for strategies, or
+            None when it has no tool calling (strategies are then parsed from text).
+        strong_name: The strong model's name, stored with each strategy.
+    """
+
+    weak: ChatModel
+    strong: ChatModel
+    bank: StrategyBank | None
+    options: CascadeOptions
+    judge: BaseJudge = field(init=False)
+    strong_judge: BaseJudge | None = field(init=False)
+    distiller: Runnable[Any, Any] | None = field(init=False)
+    strong_name: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        weak_model, strong_model = unbound(self.weak, "weak"), unbound(self.strong, "strong")
+        if self.bank is not None and not isinstance(self.bank, StrategyBank):
+            raise TypeError(f"bank must be a StrategyBank or None, got {type(self.bank).__name__}")
+        options, prompts = self.options, self.options.prompts
+        judge = options.judge or AutoJudge(VerbalizedJudge(weak_model, prompts=prompts))
+        strong_judge = None  # only two-threshold mode judges the strong answer
+        if options.strong_threshold is not None:
+            strong_judge = options.strong_judge or AutoJudge(
+                VerbalizedJudge(strong_model, model_key="strong", prompts=prompts)
+            )
+        try:
+            distiller: Runnable[Any, Any] | None = strong_model.with_structured_output(
+                Strategy, include_raw=True
+            )
+        except NotImplementedError:  # no tool calling: strategies are parsed from text
+            distiller = None
+        # A frozen dataclass: the resolved parts are set once, here.
+        object.__setattr__(self, "judge", judge)
+        object.__setattr__(self, "strong_judge", strong_judge)
+        object.__setattr__(self, "distiller", distiller)
+        object.__setattr__(self, "strong_name", model_name(strong_model))
+
+    @property
+    def distilling(self) -> bool:
+        """Whether strong answers are distilled into the bank."""
+        return self.options.distill and self.bank is not None
+
+    def threshold(self) -> tuple[float, bool]:
+        """The weak answer's acceptance threshold in force, and whether it is calibrated."""
+        recalibrator = self.options.recalibrator
+        if recalibrator is not None:
+            calibration = recalibrator.calibration  # one read: it may change concurrently
+            if calibration is not None:
+                return calibration.threshold, True
+            return recalibrator.threshold, False
+        return self.options.threshold_value, self.options.threshold_calibrated

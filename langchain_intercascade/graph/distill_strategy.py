@@ -1,0 +1,127 @@
+"""Node ``distill_strategy``: turn a trusted strong answer into a strategy in the bank.
+
+``separate`` mode asks the strong model for the strategy in a second call, with
+structured output where the model supports it and a text parse where it does not
+or where the provider refuses it at call time; ``joint`` mode reads the strategy
+block the strong answer carried. Everything here is contained: the user's answer
+already exists and never depends on a strategy being stored.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from langchain_core.messages import AIMessage
+from langchain_core.runnables import RunnableConfig
+
+from langchain_intercascade.costs import Usage, ainvoke_counted, invoke_counted, record_usage
+from langchain_intercascade.graph.context import CascadeContext, call_config, contained
+from langchain_intercascade.graph.inputs import run_namespace
+from langchain_intercascade.graph.state import InterCascadeState
+from langchain_intercascade.strategies import Strategy, StrategyRecord, parse_strategy
+
+
+def _read_reply(reply: Any) -> tuple[Usage, Strategy | str]:
+    """A distillation reply's usage, and its strategy (structured) or text to parse."""
+    if isinstance(reply, dict):  # with_structured_output(include_raw=True)
+        raw = reply.get("raw") if isinstance(reply.get("raw"), AIMessage) else None
+        usage = record_usage({}, "strong", "distill", raw)
+        parsed = reply.get("parsed")
+        # A tool call that did not validate: try its text.
+        return usage, parsed if isinstance(parsed, Strategy) else (raw.text if raw else "")
+    return record_usage({}, "strong", "distill", reply), reply.text
+
+
+def _strategy(content: Strategy | str) -> Strategy:
+    return content if isinstance(content, Strategy) else parse_strategy(content)
+
+
+class DistillStrategy:
+    """Distills the strong answer into a strategy and adds it to the bank."""
+
+    def __init__(self, context: CascadeContext) -> None:
+        self.context = context
+
+    def _prompt(self, state: InterCascadeState) -> Any:
+        return self.context.options.prompts.distill.invoke(
+            {"question": state.get("query", ""), "solution": state.get("answer", "")}
+        )
+
+    def _record(
+        self, state: InterCascadeState, config: RunnableConfig, strategy: Strategy
+    ) -> StrategyRecord:
+        return StrategyRecord.create(
+            strategy,
+            namespace=run_namespace(config),
+            source_query=state.get("query") if self.context.options.store_source_query else None,
+            model=self.context.strong_name,
+        )
+
+    @staticmethod
+    def _worth_distilling(state: InterCascadeState) -> bool:
+        # A tool-calling strong reply has no solution text to learn a method from.
+        return bool(state.get("answer", "").strip())
+
+    def _joint_strategy(self, state: InterCascadeState) -> Strategy:
+        text = state.get("strong_strategy_text")
+        if not text:
+            raise ValueError("the strong reply had no <strategy> block")
+        return parse_strategy(text)
+
+    def __call__(self, state: InterCascadeState, config: RunnableConfig) -> dict[str, Any]:
+        """Distill and store a strategy; failures go to ``errors``."""
+        if not self._worth_distilling(state):
+            return {}
+        usage: Usage = {}
+        try:
+            if self.context.options.distill_mode == "joint":
+                strategy = self._joint_strategy(state)
+            else:
+                usage, content = self._distill(state, config)
+                strategy = _strategy(content)
+            record = self._record(state, config, strategy)
+            assert self.context.bank is not None
+            stored = self.context.bank.add(record)
+        except Exception as exc:  # the user's answer stands without a strategy
+            return {"usage": usage, "errors": [contained("distill_strategy", exc)]}
+        return {"usage": usage, "new_strategy": stored}
+
+    async def acall(self, state: InterCascadeState, config: RunnableConfig) -> dict[str, Any]:
+        """Async :meth:`__call__`."""
+        if not self._worth_distilling(state):
+            return {}
+        usage: Usage = {}
+        try:
+            if self.context.options.distill_mode == "joint":
+                strategy = self._joint_strategy(state)
+            else:
+                usage, content = await self._adistill(state, config)
+                strategy = _strategy(content)
+            record = self._record(state, config, strategy)
+            assert self.context.bank is not None
+            stored = await self.context.bank.aadd(record)
+        except Exception as exc:
+            return {"usage": usage, "errors": [contained("distill_strategy", exc)]}
+        return {"usage": usage, "new_strategy": stored}
+
+    def _distill(
+        self, state: InterCascadeState, config: RunnableConfig
+    ) -> tuple[Usage, Strategy | str]:
+        prompt, run = self._prompt(state), call_config(config, "distill", stream=False)
+        if self.context.distiller is not None:
+            try:
+                return _read_reply(invoke_counted(self.context.distiller, prompt, run))
+            except Exception as exc:  # e.g. a server that refuses response formats or tools
+                contained("distill_strategy (structured output)", exc)
+        return _read_reply(invoke_counted(self.context.strong, prompt, run))
+
+    async def _adistill(
+        self, state: InterCascadeState, config: RunnableConfig
+    ) -> tuple[Usage, Strategy | str]:
+        prompt, run = self._prompt(state), call_config(config, "distill", stream=False)
+        if self.context.distiller is not None:
+            try:
+                return _read_reply(await ainvoke_counted(self.context.distiller, prompt, run))
+            except Exception as exc:
+                contained("distill_strategy (structured output)", exc)
+        return _read_reply(await ainvoke_counted(self.context.strong, prompt, run))

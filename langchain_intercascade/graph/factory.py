@@ -1,0 +1,186 @@
+"""The factories: wire the five nodes and their edges into a LangGraph graph.
+
+``retrieve_strategy -> weak_answer -> confidence_judge -> END | strong_answer``,
+then ``strong_answer -> distill_strategy -> END`` when there is a bank to learn
+into (``strong_answer -> END`` otherwise).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+from langchain_core.runnables import RunnableConfig, RunnableLambda
+from langgraph.graph import END, START, StateGraph
+from langgraph.graph.state import CompiledStateGraph
+from langgraph.store.base import BaseStore
+from langgraph.types import Checkpointer
+from typing_extensions import override
+
+from langchain_intercascade.bank import StrategyBank
+from langchain_intercascade.graph.confidence_judge import ConfidenceJudge, route_after_judge
+from langchain_intercascade.graph.context import CascadeContext, ChatModel
+from langchain_intercascade.graph.distill_strategy import DistillStrategy
+from langchain_intercascade.graph.inputs import coerce_input
+from langchain_intercascade.graph.retrieve_strategy import RetrieveStrategy
+from langchain_intercascade.graph.state import (
+    InterCascadeInput,
+    InterCascadeOutput,
+    InterCascadeState,
+)
+from langchain_intercascade.graph.strong_answer import StrongAnswer, route_after_strong
+from langchain_intercascade.graph.weak_answer import WeakAnswer
+from langchain_intercascade.options import CascadeOptions, resolve_options
+
+
+class InterCascadeGraph(CompiledStateGraph):  # type: ignore[type-arg]
+    """A compiled Inter-Cascade graph that also takes strings, messages and prompts.
+
+    It is a ``CompiledStateGraph`` in every other respect (checkpointer, store,
+    subgraph use, LangGraph server). Input goes through :func:`coerce_input` in
+    ``stream``/``astream``, which ``invoke``, ``batch`` and the event streams all
+    run through.
+
+    Attributes:
+        options: The cascade's options.
+    """
+
+    def __init__(self, *, options: CascadeOptions, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.options = options
+
+    @override
+    def stream(  # noqa: A002
+        self, input: Any, config: RunnableConfig | None = None, **kwargs: Any
+    ) -> Iterator[Any]:
+        value = coerce_input(input, max_chars=self.options.max_input_chars)
+        return super().stream(value, config, **kwargs)
+
+    @override
+    def astream(  # noqa: A002
+        self, input: Any, config: RunnableConfig | None = None, **kwargs: Any
+    ) -> AsyncIterator[Any]:
+        value = coerce_input(input, max_chars=self.options.max_input_chars)
+        return super().astream(value, config, **kwargs)
+
+
+def _context(
+    weak: ChatModel,
+    strong: ChatModel,
+    bank: StrategyBank | None,
+    options: CascadeOptions | None,
+    values: dict[str, Any],
+) -> CascadeContext:
+    return CascadeContext(
+        weak=weak, strong=strong, bank=bank, options=resolve_options(options, values)
+    )
+
+
+def _wire(context: CascadeContext) -> StateGraph:  # type: ignore[type-arg]
+    graph = StateGraph(
+        InterCascadeState, input_schema=InterCascadeInput, output_schema=InterCascadeOutput
+    )
+    for name, node in (
+        ("retrieve_strategy", RetrieveStrategy(context)),
+        ("weak_answer", WeakAnswer(context)),
+        ("confidence_judge", ConfidenceJudge(context)),
+        ("strong_answer", StrongAnswer(context)),
+        ("distill_strategy", DistillStrategy(context)),
+    ):
+        if name == "distill_strategy" and not context.distilling:
+            continue
+        graph.add_node(name, RunnableLambda(node.__call__, node.acall, name=name))
+    graph.add_edge(START, "retrieve_strategy")
+    graph.add_edge("retrieve_strategy", "weak_answer")
+    graph.add_edge("weak_answer", "confidence_judge")
+    graph.add_conditional_edges("confidence_judge", route_after_judge, ["strong_answer", END])
+    if context.distilling:
+        graph.add_conditional_edges("strong_answer", route_after_strong, ["distill_strategy", END])
+        graph.add_edge("distill_strategy", END)
+    else:
+        graph.add_edge("strong_answer", END)
+    return graph
+
+
+def build_intercascade_graph(
+    weak: ChatModel,
+    strong: ChatModel,
+    *,
+    bank: StrategyBank | None = None,
+    options: CascadeOptions | None = None,
+    **option_values: Any,
+) -> StateGraph:  # type: ignore[type-arg]
+    """Build the uncompiled Inter-Cascade ``StateGraph``, for users who extend it.
+
+    Args:
+        weak: The cheap chat model that answers first (a bound model such as
+            ``model.bind(logprobs=True)`` works too).
+        strong: The expensive chat model that answers deferred queries.
+        bank: Where strategies are retrieved from and stored; None runs a
+            standard cascade (no strategies, no distillation).
+        options: The cascade's options (see :class:`CascadeOptions`).
+        **option_values: Fields of :class:`CascadeOptions`, overriding ``options``.
+
+    Returns:
+        The ``StateGraph`` with nodes ``retrieve_strategy``, ``weak_answer``,
+        ``confidence_judge``, ``strong_answer`` and (with a bank)
+        ``distill_strategy``.
+
+    Raises:
+        TypeError: If a model is not a chat model or the bank not a StrategyBank.
+        pydantic.ValidationError: If an option is invalid (a ``ValueError``
+            naming the option).
+    """
+    return _wire(_context(weak, strong, bank, options, option_values))
+
+
+def create_intercascade(
+    weak: ChatModel,
+    strong: ChatModel,
+    *,
+    bank: StrategyBank | None = None,
+    options: CascadeOptions | None = None,
+    checkpointer: Checkpointer = None,
+    store: BaseStore | None = None,
+    name: str = "intercascade",
+    **option_values: Any,
+) -> InterCascadeGraph:
+    """Create a compiled Inter-Cascade graph, ready to invoke, stream or serve.
+
+    Args:
+        weak: The cheap chat model that answers first.
+        strong: The expensive chat model that answers deferred queries.
+        bank: The strategy bank (None: a standard cascade).
+        options: The cascade's options (see :class:`CascadeOptions`).
+        checkpointer: A LangGraph checkpointer, for multi-turn threads.
+        store: A LangGraph store, passed to the compiled graph.
+        name: The graph's name in traces and when used as a subgraph.
+        **option_values: Fields of :class:`CascadeOptions` (``threshold``, ``k``,
+            ``judge``, ...), overriding ``options``.
+
+    Returns:
+        An :class:`InterCascadeGraph` (a ``CompiledStateGraph``) whose output is an
+        :class:`InterCascadeOutput`; :meth:`CascadeTurn.from_state` reads it.
+
+    Raises:
+        TypeError: If a model is not a chat model or the bank not a StrategyBank.
+        pydantic.ValidationError: If an option is invalid (a ``ValueError``
+            naming the option).
+
+    Example:
+        ```python
+        from langchain_intercascade import StrategyBank, create_intercascade
+        from langchain_intercascade.testing import fake_models
+
+        weak, strong, embeddings = fake_models()
+        cascade = create_intercascade(weak, strong, bank=StrategyBank(embeddings))
+        first = cascade.invoke("Sam has 3 boxes with 4 pens in each box. How many pens?")
+        again = cascade.invoke("Ana has 5 boxes with 6 pens in each box. How many pens?")
+        assert (first["route"], again["route"]) == ("strong", "weak")
+        assert again["answer"] == "The answer is 30."
+        ```
+    """
+    context = _context(weak, strong, bank, options, option_values)
+    compiled = _wire(context).compile(checkpointer=checkpointer, store=store, name=name)
+    # The same compiled graph, built as the subclass that coerces input (as copy() does).
+    return InterCascadeGraph(options=context.options, **vars(compiled))

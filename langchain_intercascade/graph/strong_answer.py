@@ -1,0 +1,156 @@
+"""Node ``strong_answer``: the strong model answers a deferred turn.
+
+It sees the whole conversation without strategies (in ``joint`` distill mode, plus
+the instructions to append a strategy block, which is stripped from the user's
+answer). When it fails, the weak answer is returned with ``route="weak_fallback"``
+and the error recorded. In two-threshold mode the strong answer is judged too, and
+the cascade abstains when it is unsure. A deferred turn also feeds the online
+recalibrator, when there is one.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, cast
+
+from langchain_core.messages import AIMessage, BaseMessage, SystemMessage
+from langchain_core.runnables import RunnableConfig
+
+from langchain_intercascade.costs import (
+    ainvoke_counted,
+    invoke_counted,
+    merge_usage,
+    record_usage,
+)
+from langchain_intercascade.graph.context import CascadeContext, call_config, contained
+from langchain_intercascade.graph.state import InterCascadeState
+from langchain_intercascade.judges import Judgement
+
+_STRATEGY_BLOCK = re.compile(r"<strategy>(.*?)(?:</strategy>|$)", re.DOTALL | re.IGNORECASE)
+
+
+class StrongAnswer:
+    """Asks the strong model, then (two-threshold mode) judges its answer."""
+
+    def __init__(self, context: CascadeContext) -> None:
+        self.context = context
+
+    def _joint(self) -> bool:
+        return self.context.distilling and self.context.options.distill_mode == "joint"
+
+    def prompt(self, state: InterCascadeState) -> list[BaseMessage]:
+        """The strong model's prompt: the whole conversation, no strategies."""
+        messages: list[BaseMessage] = list(state.get("messages", []))
+        if self._joint():
+            messages.append(SystemMessage(self.context.options.prompts.joint_instructions))
+        return messages
+
+    def _answered(self, state: InterCascadeState, reply: BaseMessage) -> dict[str, Any]:
+        message = cast(AIMessage, reply)
+        usage = record_usage({}, "strong", "answer", message)
+        strategy_text = None
+        if self._joint() and isinstance(message.content, str):
+            block = _STRATEGY_BLOCK.search(message.content)
+            if block:
+                strategy_text = block.group(1).strip()
+                # The user sees the answer only, never the strategy block.
+                message = message.model_copy(
+                    update={"content": message.content[: block.start()].rstrip()}
+                )
+        self._observe_agreement(state, message)
+        return {
+            "route": "strong",
+            "messages": [message],
+            "answer": message.text,
+            "strong_strategy_text": strategy_text,
+            "usage": usage,
+        }
+
+    @staticmethod
+    def _failed(state: InterCascadeState, exc: Exception) -> dict[str, Any]:
+        fallback = state.get("weak_message")
+        if fallback is None:
+            raise exc  # neither model produced an answer
+        # Better the weak answer than none; the route says it was a fallback.
+        return {
+            "route": "weak_fallback",
+            "messages": [fallback],
+            "answer": fallback.text,
+            "errors": [contained("strong_answer", exc)],
+        }
+
+    def _observe_agreement(self, state: InterCascadeState, strong: AIMessage) -> None:
+        # The proxy label: the weak answer counts as right when the strong one agrees.
+        recalibrator, extract = (
+            self.context.options.recalibrator,
+            self.context.options.answer_extractor,
+        )
+        weak = state.get("weak_message")
+        if recalibrator is None or weak is None or state.get("judge_signal") == "none":
+            return
+        weak_answer = extract(weak.text)
+        agreed = weak_answer is not None and weak_answer == extract(strong.text)
+        recalibrator.observe(state.get("confidence", 0.0), agreed)
+
+    def _judged(
+        self,
+        state: InterCascadeState,
+        update: dict[str, Any],
+        verdict: Judgement | None,
+        error: str | None,
+    ) -> dict[str, Any]:
+        """Two-threshold mode: abstain, with the more confident answer, when unsure."""
+        confidence = verdict.confidence if verdict else 0.0
+        update["strong_confidence"] = confidence
+        update["usage"] = merge_usage(update["usage"], verdict.usage if verdict else {})
+        if error:
+            update["errors"] = [error]
+        strong_threshold = self.context.options.strong_threshold
+        if strong_threshold is None or confidence >= strong_threshold:
+            return update
+        weak = state.get("weak_message")
+        if weak is not None and state.get("confidence", 0.0) > confidence:
+            update.update(messages=[weak], answer=weak.text)
+        update["route"] = "abstain"  # distill_strategy skips answers nobody is sure of
+        return update
+
+    def __call__(self, state: InterCascadeState, config: RunnableConfig) -> dict[str, Any]:
+        """Ask the strong model (and judge it in two-threshold mode)."""
+        try:
+            reply = invoke_counted(
+                self.context.strong, self.prompt(state), call_config(config, "strong_model")
+            )
+        except Exception as exc:
+            return self._failed(state, exc)
+        update = self._answered(state, reply)
+        judge = self.context.strong_judge
+        if judge is None:
+            return update
+        try:
+            verdict = judge.judge(state["messages"], update["messages"][0], config=config)
+        except Exception as exc:  # an unjudgeable strong answer is not a confident one
+            return self._judged(state, update, None, contained("strong_judge", exc))
+        return self._judged(state, update, verdict, None)
+
+    async def acall(self, state: InterCascadeState, config: RunnableConfig) -> dict[str, Any]:
+        """Async :meth:`__call__`."""
+        try:
+            reply = await ainvoke_counted(
+                self.context.strong, self.prompt(state), call_config(config, "strong_model")
+            )
+        except Exception as exc:
+            return self._failed(state, exc)
+        update = self._answered(state, reply)
+        judge = self.context.strong_judge
+        if judge is None:
+            return update
+        try:
+            verdict = await judge.ajudge(state["messages"], update["messages"][0], config=config)
+        except Exception as exc:
+            return self._judged(state, update, None, contained("strong_judge", exc))
+        return self._judged(state, update, verdict, None)
+
+
+def route_after_strong(state: InterCascadeState) -> str:
+    """The edge after the strong model: distill only a trusted strong answer."""
+    return "distill_strategy" if state.get("route") == "strong" else "__end__"

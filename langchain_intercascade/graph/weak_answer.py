@@ -1,0 +1,74 @@
+"""Node ``weak_answer``: the weak model answers, with the retrieved strategies as hints.
+
+The hints are one system message placed after the conversation's leading system
+messages; the user's messages are untouched. A failing weak model is contained:
+the judge then defers the turn to the strong model.
+"""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+from langchain_core.messages import AIMessage, BaseMessage, SystemMessage
+from langchain_core.runnables import RunnableConfig
+
+from langchain_intercascade.costs import ainvoke_counted, invoke_counted, record_usage
+from langchain_intercascade.graph.context import CascadeContext, call_config, contained
+from langchain_intercascade.graph.state import InterCascadeState
+
+
+def weak_prompt(context: CascadeContext, state: InterCascadeState) -> list[BaseMessage]:
+    """The weak model's prompt: the conversation with the strategies as hints.
+
+    Args:
+        context: The cascade's parts.
+        state: The turn so far.
+
+    Returns:
+        The messages the weak model (and its judge) sees.
+    """
+    messages: list[BaseMessage] = list(state.get("messages", []))
+    strategies = state.get("strategies") or []
+    if not strategies:
+        return messages
+    hints = SystemMessage(context.options.prompts.format_strategies(strategies))
+    lead = 0
+    while lead < len(messages) and isinstance(messages[lead], SystemMessage):
+        lead += 1
+    return [*messages[:lead], hints, *messages[lead:]]
+
+
+class WeakAnswer:
+    """Asks the weak model."""
+
+    def __init__(self, context: CascadeContext) -> None:
+        self.context = context
+
+    @staticmethod
+    def _answered(reply: BaseMessage) -> dict[str, Any]:
+        message = cast(AIMessage, reply)
+        return {"weak_message": message, "usage": record_usage({}, "weak", "answer", message)}
+
+    @staticmethod
+    def _failed(exc: Exception) -> dict[str, Any]:
+        return {"weak_message": None, "errors": [contained("weak_answer", exc)]}
+
+    def __call__(self, state: InterCascadeState, config: RunnableConfig) -> dict[str, Any]:
+        """Ask the weak model."""
+        prompt = weak_prompt(self.context, state)
+        try:
+            reply = invoke_counted(self.context.weak, prompt, call_config(config, "weak_model"))
+        except Exception as exc:  # the strong model still answers
+            return self._failed(exc)
+        return self._answered(reply)
+
+    async def acall(self, state: InterCascadeState, config: RunnableConfig) -> dict[str, Any]:
+        """Async :meth:`__call__`."""
+        prompt = weak_prompt(self.context, state)
+        try:
+            reply = await ainvoke_counted(
+                self.context.weak, prompt, call_config(config, "weak_model")
+            )
+        except Exception as exc:
+            return self._failed(exc)
+        return self._answered(reply)

@@ -1,0 +1,229 @@
+"""Settings of a served or command-line cascade: models, bank folder and options.
+
+:class:`CascadeSettings` is read from ``INTERCASCADE_*`` environment variables
+(:meth:`CascadeSettings.from_env`), from a JSON file of the same field names
+(:meth:`CascadeSettings.from_file`) or from CLI flags; the cascade options among
+them are the fields of :class:`~langchain_intercascade.options.CascadeOptions`
+that have a text form (``threshold``, ``k``, ``score_threshold``, ``distill``,
+``distill_mode``, ``store_source_query``, ``search_type``, ``strong_threshold``,
+``max_input_chars``):
+
+=============================== ===========================================
+``INTERCASCADE_WEAK_MODEL``     weak model: a GGUF file or ``module:attribute``
+``INTERCASCADE_STRONG_MODEL``   strong model: likewise
+``INTERCASCADE_FAKE``           ``1``: scripted models, no files needed
+``INTERCASCADE_BANK_DIR``       folder the strategy bank is loaded from and saved to
+``INTERCASCADE_MAX_TOKENS``     generation cap of local GGUF models
+``INTERCASCADE_<OPTION>``       any text-form cascade option, e.g. ``INTERCASCADE_K=3``
+=============================== ===========================================
+
+``module:attribute`` names a chat model object, or a function that returns one,
+so any LangChain chat model can be served.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from langchain_core.embeddings import Embeddings
+from langchain_core.language_models import BaseChatModel
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from langchain_intercascade.bank import StrategyBank
+from langchain_intercascade.options import CascadeOptions, fold_options
+from langchain_intercascade.testing import BagOfWordsEmbeddings, fake_models
+
+ENV_PREFIX = "INTERCASCADE_"
+
+# Options a file or variable can set: those with a text form (the rest are objects).
+TEXT_OPTIONS = tuple(
+    name for name, field in CascadeOptions.model_fields.items() if not field.exclude
+)
+
+
+class ConfigurationError(ValueError):
+    """The cascade's configuration is incomplete or invalid."""
+
+
+class CascadeSettings(BaseModel):
+    """Everything needed to build a served or command-line cascade.
+
+    Option fields of :class:`CascadeOptions` may be given flat
+    (``CascadeSettings(threshold=0.7)``); they are kept in :attr:`options`.
+
+    Attributes:
+        weak_model: The weak model: a GGUF file, or ``module:attribute`` naming a
+            chat model or a function returning one.
+        strong_model: The strong model, likewise.
+        fake: Use the scripted models of :func:`~.testing.fake_models` instead.
+        bank_dir: Load the strategy bank from this folder (when it holds one) and
+            save it there; None keeps the bank in memory.
+        max_tokens: Generation cap of GGUF models.
+        options: The cascade's options.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    weak_model: str | None = None
+    strong_model: str | None = None
+    fake: bool = False
+    bank_dir: Path | None = None
+    max_tokens: int = Field(default=384, ge=1)
+    options: CascadeOptions = Field(default_factory=CascadeOptions)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _gather_options(cls, data: Any) -> Any:
+        return fold_options(data)
+
+    def given(self) -> dict[str, Any]:
+        """The fields set explicitly, flat (options included), for layering sources."""
+        own = self.model_dump(exclude_unset=True, exclude={"options"})
+        return {**own, **self.options.model_dump(exclude_unset=True)}
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> CascadeSettings:
+        """Read the settings from ``INTERCASCADE_*`` environment variables.
+
+        Args:
+            environ: The variables; None reads ``os.environ``.
+
+        Returns:
+            The settings.
+
+        Raises:
+            ConfigurationError: If a variable's value is invalid.
+        """
+        environ = os.environ if environ is None else environ
+
+        def read(names: Any) -> dict[str, str]:
+            return {
+                n: environ[ENV_PREFIX + n.upper()]
+                for n in names
+                if environ.get(ENV_PREFIX + n.upper())
+            }
+
+        try:
+            options = CascadeOptions.model_validate_strings(read(TEXT_OPTIONS))
+            own = read(name for name in cls.model_fields if name != "options")
+            return cls.model_validate({**own, **options.model_dump(exclude_unset=True)})
+        except ValidationError as exc:
+            raise ConfigurationError(f"invalid {ENV_PREFIX}* settings: {exc}") from exc
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike[str]) -> CascadeSettings:
+        """Read the settings from a JSON file of the same field names, flat.
+
+        Args:
+            path: The JSON file.
+
+        Returns:
+            The settings.
+
+        Raises:
+            ConfigurationError: If the file is missing, not JSON, or invalid.
+        """
+        file = Path(path)
+        try:
+            return cls.model_validate_json(file.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise ConfigurationError(f"cannot read the settings file {file}: {exc}") from exc
+        except ValidationError as exc:
+            raise ConfigurationError(f"invalid settings in {file}: {exc}") from exc
+
+    def models(self) -> tuple[BaseChatModel, BaseChatModel]:
+        """Build the weak and strong models.
+
+        Returns:
+            The weak model and the strong model.
+
+        Raises:
+            ConfigurationError: If models are missing or cannot be loaded.
+        """
+        if self.fake:
+            weak, strong, _ = fake_models()
+            return weak, strong
+        if not self.weak_model or not self.strong_model:
+            raise ConfigurationError(
+                "no models configured: set the weak and strong models (GGUF files or "
+                f"module:attribute; {ENV_PREFIX}WEAK_MODEL/{ENV_PREFIX}STRONG_MODEL) "
+                f"or use the scripted fake models ({ENV_PREFIX}FAKE=1, --fake)"
+            )
+        return self._model(self.weak_model, "weak"), self._model(self.strong_model, "strong")
+
+    def _model(self, spec: str, role: Literal["weak", "strong"]) -> BaseChatModel:
+        from langchain_intercascade.models import local_chat_model
+
+        if Path(spec).expanduser().suffix.lower() == ".gguf":
+            # Token logprobs let the default judge score the weak answer by token
+            # probability (small models rate their own wrong answers highly); the strong
+            # model writes strategies as plain-text JSON (grammar-forced tool calls ran
+            # at ~2 tokens/s on CPU).
+            options: dict[str, Any] = (
+                {"logprobs": True} if role == "weak" else {"structured_output": False}
+            )
+            try:
+                return local_chat_model(spec, max_tokens=self.max_tokens, **options)
+            except (FileNotFoundError, ImportError) as exc:
+                raise ConfigurationError(str(exc)) from exc
+        return _import_model(spec)
+
+    def embeddings(self) -> Embeddings:
+        """The bank's embeddings: bag-of-words when fake, else :func:`~.models.local_embeddings`.
+
+        Returns:
+            The embeddings.
+
+        Raises:
+            ConfigurationError: If no offline embeddings are available.
+        """
+        from langchain_intercascade.models import local_embeddings
+
+        if self.fake:
+            return BagOfWordsEmbeddings()
+
+        ggufs = [m for m in (self.weak_model, self.strong_model) if m and m.endswith(".gguf")]
+        try:
+            return local_embeddings(fallback_gguf=ggufs[0] if ggufs else None)
+        except ImportError as exc:
+            raise ConfigurationError(str(exc)) from exc
+
+    def load_bank(self, embeddings: Embeddings | None = None) -> StrategyBank:
+        """The bank from :attr:`bank_dir` if it holds one, else an empty bank.
+
+        Args:
+            embeddings: The bank's embeddings; None uses :meth:`embeddings`.
+
+        Returns:
+            The bank.
+
+        Raises:
+            ConfigurationError: If the folder holds a bank that cannot be read.
+        """
+        embeddings = embeddings or self.embeddings()
+        if self.bank_dir is None or not self.bank_dir.exists():
+            return StrategyBank(embeddings=embeddings)
+        try:
+            return StrategyBank.load(self.bank_dir, embeddings=embeddings)
+        except (FileNotFoundError, ValueError) as exc:
+            raise ConfigurationError(f"cannot load the bank: {exc}") from exc
+
+
+def _import_model(spec: str) -> BaseChatModel:
+    module_name, _, attribute = spec.partition(":")
+    if not attribute:
+        raise ConfigurationError(
+            f"model {spec!r} is neither a .gguf file nor of the form module:attribute"
+        )
+    try:
+        value = getattr(importlib.import_module(module_name), attribute)
+    except (ImportError, AttributeError) as exc:
+        raise ConfigurationError(f"cannot import the model {spec!r}: {exc}") from exc
+    model = value() if callable(value) and not isinstance(value, BaseChatModel) else value
+    if not isinstance(model, BaseChatModel):
+        raise ConfigurationError(f"{spec!r} is not a chat model ({type(model).__name__})")
+    return model
