@@ -307,7 +307,7 @@ def test_a_crash_mid_save_leaves_the_previous_bank_intact(tmp_path, monkeypatch,
     if crash_in == "numpy.save":
         monkeypatch.setattr(np, "save", crash)
     else:  # the data files are written; the manifest's rename fails
-        monkeypatch.setattr("langchain_intercascade.bank.os.replace", crash)
+        monkeypatch.setattr("langchain_intercascade.bank.persistence.os.replace", crash)
     with pytest.raises(OSError, match="disk full"):
         bigger.save(tmp_path / "bank")
     monkeypatch.undo()

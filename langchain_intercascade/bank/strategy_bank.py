@@ -1,75 +1,46 @@
-"""The strategy bank: distilled strategies in a LangChain vector store.
+"""The strategy bank: deduplicated, namespaced strategies searchable by similarity.
 
 :class:`StrategyBank` keeps :class:`~langchain_intercascade.strategies.StrategyRecord`
-objects searchable by similarity to a query. It wraps a LangChain ``VectorStore``:
-FAISS by default (a flat inner-product index over normalized embeddings),
-``InMemoryVectorStore``, any other store, or Chroma, which several processes can
-share. Scores are always cosine similarities of normalized embeddings, whatever
-the store, so thresholds mean the same everywhere.
-
-On write the bank deduplicates (a strategy too similar to a stored one in its
-namespace is merged into it or skipped), counts how strategies fare in the
-cascade, and evicts the least useful strategies past an optional size limit.
-:class:`StrategyRetriever` exposes the bank as a standard LangChain retriever.
+objects searchable by similarity to a query. On write it deduplicates (a strategy
+too similar to a stored one in its namespace is merged into it or skipped),
+counts how strategies fare in the cascade, and evicts the least useful strategies
+past an optional size limit. Scores are always cosine similarities of normalized
+embeddings, whatever the store, so thresholds mean the same everywhere.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import os
-import sys
 import threading
-import uuid
-import warnings
-from abc import ABC, abstractmethod
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, ClassVar, Literal, NamedTuple
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
-from langchain_core.callbacks import (
-    AsyncCallbackManagerForRetrieverRun,
-    CallbackManagerForRetrieverRun,
-)
-from langchain_core.documents import Document
 from langchain_core.embeddings import Embeddings
-from langchain_core.retrievers import BaseRetriever
-from langchain_core.vectorstores import InMemoryVectorStore, VectorStore
+from langchain_core.vectorstores import VectorStore
 from langchain_core.vectorstores.utils import maximal_marginal_relevance
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
+from pydantic import BaseModel, Field
 
-from langchain_intercascade.strategies import (
-    RetrievedStrategy,
-    Strategy,
-    StrategyRecord,
-    content_id,
-)
+from langchain_intercascade.bank import persistence
+from langchain_intercascade.bank.catalog import _Catalog, _check_namespace, _is_instance, _unit
+from langchain_intercascade.bank.chroma_catalog import _ChromaCatalog
+from langchain_intercascade.bank.local_catalog import _LocalCatalog
+from langchain_intercascade.strategies import RetrievedStrategy, Strategy, StrategyRecord
 
-FORMAT_VERSION = 2
+if TYPE_CHECKING:
+    from langchain_intercascade.bank.retriever import StrategyRetriever
+
 DEFAULT_NAMESPACE = "default"
 DedupPolicy = Literal["merge", "skip"]
 SearchType = Literal["similarity", "mmr"]
-_MANIFEST = "manifest.json"
 # Scores equal to this many decimals are a tie, which the more useful strategy wins.
 _TIE_DECIMALS = 4
 # How many near neighbours a shared-store writer reconciles after its write.
 _SETTLE_K = 8
-
-
-def _unit(vector: Sequence[float] | np.ndarray) -> np.ndarray:
-    array = np.asarray(vector, dtype=np.float32)
-    norm = float(np.linalg.norm(array))
-    return array / norm if norm > 0 else array
-
-
-def _check_namespace(namespace: str) -> str:
-    if not isinstance(namespace, str) or not namespace.strip():
-        raise ValueError(f"a namespace must be a non-empty string, got {namespace!r}")
-    return namespace
 
 
 def _now() -> datetime:
@@ -85,267 +56,6 @@ class BankStats(BaseModel):
     most_helpful: list[StrategyRecord] = Field(description="Highest usefulness first.")
 
 
-class _Hit(NamedTuple):
-    record: StrategyRecord
-    score: float
-    vector: np.ndarray
-
-
-class _Catalog(ABC):
-    """Where records and their vectors live; the bank calls it under its lock."""
-
-    shared: ClassVar[bool] = False
-    """Whether other processes may write to it concurrently."""
-    store: VectorStore | None
-
-    @abstractmethod
-    def get(self, ids: Sequence[str]) -> list[StrategyRecord]:
-        """The stored records among these ids."""
-
-    @abstractmethod
-    def records(self, namespace: str | None) -> list[StrategyRecord]:
-        """The records of a namespace (None: all), in no particular order."""
-
-    @abstractmethod
-    def count(self) -> int:
-        """How many records are stored."""
-
-    @abstractmethod
-    def nearest(self, vector: np.ndarray, k: int, namespace: str) -> list[_Hit]:
-        """Up to ``k`` records of a namespace nearest to a unit vector, best first."""
-
-    @abstractmethod
-    def insert(self, record: StrategyRecord, vector: np.ndarray) -> None:
-        """Store a new record with its unit vector."""
-
-    @abstractmethod
-    def update(self, records: Sequence[StrategyRecord]) -> None:
-        """Replace stored records (same ids, new counters or pitfalls)."""
-
-    @abstractmethod
-    def delete(self, ids: Sequence[str]) -> None:
-        """Remove records; unknown ids are ignored."""
-
-    @abstractmethod
-    def vectors(self, records: Sequence[StrategyRecord]) -> np.ndarray:
-        """The records' unit vectors, one row each."""
-
-
-def _faiss_store(embeddings: Embeddings, dim: int) -> VectorStore:
-    with warnings.catch_warnings():
-        # langchain-community warns on import that it is being sunset; FAISS still works.
-        warnings.simplefilter("ignore", DeprecationWarning)
-        import faiss
-        from langchain_community.docstore.in_memory import InMemoryDocstore
-        from langchain_community.vectorstores import FAISS
-        from langchain_community.vectorstores.utils import DistanceStrategy
-
-    return FAISS(
-        embedding_function=embeddings,
-        index=faiss.IndexFlatIP(dim),
-        docstore=InMemoryDocstore(),
-        index_to_docstore_id={},
-        relevance_score_fn=lambda score: score,  # inner product of unit vectors = cosine
-        distance_strategy=DistanceStrategy.MAX_INNER_PRODUCT,
-    )
-
-
-def _is_instance(store: object, module: str, name: str) -> bool:
-    # Only a module the user already imported can have built the store: no import cost.
-    loaded = sys.modules.get(module)
-    return loaded is not None and isinstance(store, getattr(loaded, name))
-
-
-class _LocalCatalog(_Catalog):
-    """Records in this process; the vector store is the similarity index.
-
-    Args:
-        embeddings: Passed to the FAISS store built on the first write.
-        store: The index; None builds FAISS on the first write.
-    """
-
-    def __init__(self, embeddings: Embeddings, store: VectorStore | None) -> None:
-        self.embeddings = embeddings
-        self.store = store
-        self._records: dict[str, StrategyRecord] = {}
-        self._vectors: dict[str, np.ndarray] = {}
-
-    def get(self, ids: Sequence[str]) -> list[StrategyRecord]:
-        return [self._records[i] for i in ids if i in self._records]
-
-    def records(self, namespace: str | None) -> list[StrategyRecord]:
-        return [r for r in self._records.values() if namespace in (None, r.namespace)]
-
-    def count(self) -> int:
-        return len(self._records)
-
-    def nearest(self, vector: np.ndarray, k: int, namespace: str) -> list[_Hit]:
-        store = self.store
-        if store is None or not self._records:
-            return []
-        docs: list[Document]
-        if isinstance(store, InMemoryVectorStore):  # filters with a callable
-            docs = store.similarity_search_by_vector(
-                vector.tolist(), k=k, filter=lambda doc: doc.metadata["namespace"] == namespace
-            )
-        elif _is_instance(store, "langchain_community.vectorstores.faiss", "FAISS"):
-            # FAISS filters the fetch_k nearest vectors in Python: widen the fetch until
-            # k of this namespace are found or every vector was fetched.
-            fetch_k = 4 * k
-            while True:
-                hits = store.similarity_search_with_score_by_vector(  # type: ignore[attr-defined]
-                    vector.tolist(), k=k, filter={"namespace": namespace}, fetch_k=fetch_k
-                )
-                if len(hits) >= k or fetch_k >= len(self._records):
-                    break
-                fetch_k *= 4
-            docs = [doc for doc, _ in hits]
-        else:
-            docs = store.similarity_search_by_vector(
-                vector.tolist(), k=k, filter={"namespace": namespace}
-            )
-        found = []
-        for doc in docs:
-            record = self._records.get(doc.metadata.get("strategy_id", ""))
-            if record is not None and record.namespace == namespace:
-                stored = self._vectors[record.id]
-                found.append(_Hit(record, float(stored @ vector), stored))
-        return sorted(found, key=lambda hit: -hit.score)
-
-    def insert(self, record: StrategyRecord, vector: np.ndarray) -> None:
-        if self.store is None:
-            self.store = _faiss_store(self.embeddings, len(vector))
-        metadata = {"strategy_id": record.id, "namespace": record.namespace}
-        if hasattr(self.store, "add_embeddings"):  # FAISS: no second embedding call
-            self.store.add_embeddings(
-                [(record.key_text, vector.tolist())], metadatas=[metadata], ids=[record.id]
-            )
-        else:
-            self.store.add_documents(
-                [Document(page_content=record.key_text, metadata=metadata, id=record.id)],
-                ids=[record.id],
-            )
-        self._records[record.id] = record
-        self._vectors[record.id] = vector
-
-    def update(self, records: Sequence[StrategyRecord]) -> None:
-        for record in records:
-            if record.id in self._records:
-                self._records[record.id] = record
-
-    def delete(self, ids: Sequence[str]) -> None:
-        known = [i for i in ids if i in self._records]
-        if known and self.store is not None:
-            self.store.delete(known)
-        for i in known:
-            del self._records[i], self._vectors[i]
-
-    def vectors(self, records: Sequence[StrategyRecord]) -> np.ndarray:
-        return np.array([self._vectors[r.id] for r in records], dtype=np.float32)
-
-
-class _ChromaCatalog(_Catalog):
-    """Records in a Chroma collection, the source of truth for every process.
-
-    Each entry's metadata carries its namespace and the whole record as JSON, so
-    a bank in another process reads the same records and counters. Counter
-    updates are read-modify-write: concurrent processes may lose an increment,
-    never a strategy.
-
-    Args:
-        store: A ``langchain_chroma.Chroma`` store, embedded or client/server.
-    """
-
-    shared = True
-
-    def __init__(self, store: VectorStore) -> None:
-        from chromadb.errors import InternalError
-
-        self.store = store
-        # langchain-chroma has no public way to add vectors or update metadata alone.
-        self.collection = store._collection  # type: ignore[attr-defined]
-        # A query racing another client's first writes can find the HNSW segment not
-        # yet on disk (chroma-core/chroma#4212); it succeeds when asked again. Reads only:
-        # a retried write could apply twice.
-        self._retry_read = Retrying(
-            retry=retry_if_exception_type(InternalError),
-            stop=stop_after_attempt(5),
-            wait=wait_exponential(multiplier=0.05, max=1.0),
-            reraise=True,
-        )
-
-    @staticmethod
-    def _metadata(record: StrategyRecord) -> dict[str, Any]:
-        return {
-            "strategy_id": record.id,
-            "namespace": record.namespace,
-            "record": record.model_dump_json(),
-        }
-
-    @staticmethod
-    def _parse(metadatas: Iterable[Any]) -> list[StrategyRecord]:
-        # Entries without a record (written by something else) are not strategies.
-        return [
-            StrategyRecord.model_validate_json(m["record"])
-            for m in metadatas
-            if m and "record" in m
-        ]
-
-    def get(self, ids: Sequence[str]) -> list[StrategyRecord]:
-        if not ids:
-            return []
-        return self._parse(self.collection.get(ids=list(ids), include=["metadatas"])["metadatas"])
-
-    def records(self, namespace: str | None) -> list[StrategyRecord]:
-        where = {"namespace": namespace} if namespace is not None else None
-        return self._parse(self.collection.get(where=where, include=["metadatas"])["metadatas"])
-
-    def count(self) -> int:
-        return int(self.collection.count())
-
-    def nearest(self, vector: np.ndarray, k: int, namespace: str) -> list[_Hit]:
-        result = self._retry_read(
-            self.collection.query,
-            query_embeddings=[vector.tolist()],
-            n_results=k,
-            where={"namespace": namespace},
-            include=["metadatas", "embeddings"],
-        )
-        found = []
-        for metadata, embedding in zip(
-            result["metadatas"][0], result["embeddings"][0], strict=True
-        ):
-            for record in self._parse([metadata]):
-                stored = _unit(embedding)
-                found.append(_Hit(record, float(stored @ vector), stored))
-        return sorted(found, key=lambda hit: -hit.score)
-
-    def insert(self, record: StrategyRecord, vector: np.ndarray) -> None:
-        self.collection.add(
-            ids=[record.id],
-            embeddings=[vector.tolist()],
-            metadatas=[self._metadata(record)],
-            documents=[record.key_text],
-        )
-
-    def update(self, records: Sequence[StrategyRecord]) -> None:
-        if records:
-            self.collection.update(
-                ids=[r.id for r in records], metadatas=[self._metadata(r) for r in records]
-            )
-
-    def delete(self, ids: Sequence[str]) -> None:
-        if ids:
-            self.collection.delete(ids=list(ids))
-
-    def vectors(self, records: Sequence[StrategyRecord]) -> np.ndarray:
-        if not records:
-            return np.zeros((0, 0), dtype=np.float32)
-        got = self.collection.get(ids=[r.id for r in records], include=["embeddings"])
-        by_id = dict(zip(got["ids"], got["embeddings"], strict=True))
-        return np.array([_unit(by_id[r.id]) for r in records], dtype=np.float32)
-
-
 class StrategyBank:
     """A searchable, deduplicated collection of distilled strategies.
 
@@ -358,6 +68,15 @@ class StrategyBank:
     Chroma store the store is the source of truth: banks on one ``chroma run``
     server, in any number of processes, share the same strategies, and dedup
     holds across them (an embedded Chroma folder serves one process at a time).
+
+    Setup:
+        Install the package, with the ``chroma`` extra for a store that several
+        processes can share:
+
+        ```bash
+        pip install -U langchain-intercascade
+        pip install -U "langchain-intercascade[chroma]"
+        ```
 
     Args:
         embeddings: Embeds strategy keys and queries.
@@ -383,12 +102,65 @@ class StrategyBank:
         TypeError: If ``embeddings`` is not a LangChain ``Embeddings``.
         ValueError: If an option is out of range.
 
-    Example:
+    Instantiate:
+        Any LangChain ``Embeddings`` will do; ``BagOfWordsEmbeddings`` is an
+        offline stand-in for examples and tests.
+
         ```python
-        bank = StrategyBank(embeddings=OpenAIEmbeddings(), max_size=500)
-        bank.add(Strategy(title="...", applies_when="...", steps=["..."]))
-        bank.search("a new question", k=2)
-        bank.stats()
+        from langchain_intercascade.bank import StrategyBank
+        from langchain_intercascade.testing import BagOfWordsEmbeddings
+
+        bank = StrategyBank(BagOfWordsEmbeddings(), dedup_threshold=0.9, max_size=500)
+        ```
+
+    Add and search:
+        ```python
+        from langchain_intercascade.bank import StrategyBank
+        from langchain_intercascade.strategies import Strategy
+        from langchain_intercascade.testing import BagOfWordsEmbeddings
+
+        bank = StrategyBank(BagOfWordsEmbeddings())
+        strategy = Strategy(
+            title="Unit price",
+            applies_when="A price is asked per unit of weight",
+            steps=["Divide the total price by the weight"],
+        )
+        bank.add(strategy, source_query="What do apples cost per kilogram?")
+        found = bank.search("What do pears cost per kilogram?", k=1)
+        print(found[0].record.strategy.title, round(found[0].score, 2))  # Unit price 0.83
+        ```
+
+    Async:
+        ```python
+        import asyncio
+
+        from langchain_intercascade.bank import StrategyBank
+        from langchain_intercascade.strategies import Strategy, StrategyRecord
+        from langchain_intercascade.testing import BagOfWordsEmbeddings
+
+
+        async def main() -> None:
+            bank = StrategyBank(BagOfWordsEmbeddings())
+            strategy = Strategy(title="Speed", applies_when="distance and time", steps=["d / t"])
+            record = await bank.aadd(StrategyRecord.create(strategy, namespace="physics"))
+            found = await bank.asearch("distance over time", namespace="physics")
+            await bank.arecord_outcome([f.record.id for f in found], accepted=True)
+            print(bank.get(record.id).times_accepted)  # 1
+
+
+        asyncio.run(main())
+        ```
+
+    Use as retriever:
+        ```python
+        from langchain_intercascade.bank import StrategyBank
+        from langchain_intercascade.strategies import Strategy
+        from langchain_intercascade.testing import BagOfWordsEmbeddings
+
+        bank = StrategyBank(BagOfWordsEmbeddings())
+        bank.add(Strategy(title="Percent", applies_when="a discount", steps=["Multiply"]))
+        retriever = bank.as_retriever(k=1, score_threshold=0.2)
+        print(retriever.invoke("a ten percent discount")[0].metadata["title"])  # Percent
         ```
     """
 
@@ -450,7 +222,14 @@ class StrategyBank:
         return sorted(found, key=lambda r: (r.created_at, r.id))
 
     def get(self, strategy_id: str) -> StrategyRecord | None:
-        """Return the record with this id, or None."""
+        """Look up a strategy by id.
+
+        Args:
+            strategy_id: The record's id.
+
+        Returns:
+            The record, or None if there is no such strategy.
+        """
         with self._lock:
             found = self._catalog.get([strategy_id])
         return found[0] if found else None
@@ -773,6 +552,9 @@ class StrategyBank:
         Returns:
             A retriever over this bank.
         """
+        # Imported here: the retriever module needs this one for its field type.
+        from langchain_intercascade.bank.retriever import StrategyRetriever
+
         return StrategyRetriever(bank=self, **kwargs)
 
     # -- persistence ----------------------------------------------------------------
@@ -792,42 +574,10 @@ class StrategyBank:
         Returns:
             The folder's path.
         """
-        target = Path(folder)
-        target.mkdir(parents=True, exist_ok=True)
         with self._lock:
             records = self.records()
             vectors = self._catalog.vectors(records)
-        dim = int(vectors.shape[1]) if len(records) else 0
-        generation = uuid.uuid4().hex[:12]
-        names = {
-            "records": f"strategies-{generation}.jsonl",
-            "vectors": f"vectors-{generation}.npy",
-        }
-        manifest = {
-            "format_version": FORMAT_VERSION,
-            "count": len(records),
-            "dim": dim,
-            **names,
-        }
-        previous = _read_manifest(target) if (target / _MANIFEST).is_file() else {}
-        written = [target / name for name in names.values()]
-        try:
-            _write_durably(written[0], "".join(r.model_dump_json() + "\n" for r in records))
-            with open(written[1], "wb") as fh:
-                np.save(fh, vectors.reshape(len(records), dim), allow_pickle=False)
-                fh.flush()
-                os.fsync(fh.fileno())
-            _write_durably(target / _MANIFEST, json.dumps(manifest, indent=2))
-        except BaseException:
-            for path in written:
-                path.unlink(missing_ok=True)
-            raise
-        # Remove only what the replaced manifest named: another process's save may be
-        # writing its own files here right now.
-        for key in ("records", "vectors"):
-            if previous.get(key) and previous[key] != names[key]:
-                (target / previous[key]).unlink(missing_ok=True)
-        return target
+        return persistence.write_bank(folder, records, vectors)
 
     @classmethod
     def load(
@@ -855,33 +605,17 @@ class StrategyBank:
             ValueError: If the files are inconsistent, of an unknown format
                 version, or of another embedding dimension than ``embeddings``.
         """
-        path = Path(folder)
-        if not (path / _MANIFEST).is_file():
-            raise FileNotFoundError(f"{path} is not a saved strategy bank (no {_MANIFEST})")
-        manifest = _read_manifest(path)
-        if manifest.get("format_version") != FORMAT_VERSION:
-            raise ValueError(
-                f"{path}: unsupported bank format version {manifest.get('format_version')!r}; "
-                f"this version reads {FORMAT_VERSION}"
-            )
-        with open(path / manifest["records"], encoding="utf-8") as fh:
-            records = [StrategyRecord.model_validate_json(line) for line in fh if line.strip()]
-        vectors = np.load(path / manifest["vectors"], allow_pickle=False)
-        if len(records) != manifest["count"] or vectors.shape[0] != len(records):
-            raise ValueError(
-                f"{path}: manifest says {manifest['count']} strategies, found "
-                f"{len(records)} records and {vectors.shape[0]} vectors"
-            )
+        saved = persistence.read_bank(folder)
         bank = cls(embeddings, vectorstore=vectorstore, **kwargs)
-        if records:
+        if saved.records:
             probe = len(embeddings.embed_query("dimension check"))
-            if probe != manifest["dim"]:
+            if probe != saved.dim:
                 raise ValueError(
-                    f"{path}: the bank was built with {manifest['dim']}-dimensional "
+                    f"{Path(folder)}: the bank was built with {saved.dim}-dimensional "
                     f"embeddings, but the embeddings given produce {probe} dimensions"
                 )
         with bank._lock:
-            for record, vector in zip(records, vectors, strict=True):
+            for record, vector in zip(saved.records, saved.vectors, strict=True):
                 bank._catalog.insert(record, vector)
         return bank
 
@@ -899,9 +633,7 @@ class StrategyBank:
         Returns:
             How many strategies were written.
         """
-        records = self.records(namespace)
-        _write_durably(Path(path), "".join(r.model_dump_json() + "\n" for r in records))
-        return len(records)
+        return persistence.write_jsonl(path, self.records(namespace))
 
     def import_jsonl(
         self, path: str | os.PathLike[str], *, namespace: str | None = None
@@ -925,110 +657,6 @@ class StrategyBank:
             ValueError: If a line is neither a record nor a strategy (the message
                 names the line); nothing is imported then.
         """
-        records = []
-        with open(path, encoding="utf-8") as fh:
-            for number, line in enumerate(fh, 1):
-                if line.strip():
-                    try:
-                        records.append(_imported(json.loads(line), namespace))
-                    except (json.JSONDecodeError, ValidationError) as exc:
-                        raise ValueError(f"{path}, line {number}: {exc}") from exc
+        records = persistence.read_jsonl(path, namespace)
         vectors = self.embeddings.embed_documents([r.key_text for r in records])
         return [self._write(r, _unit(v)) for r, v in zip(records, vectors, strict=True)]
-
-
-def _imported(data: Any, namespace: str | None) -> StrategyRecord:
-    if isinstance(data, dict) and "strategy" in data:
-        record = StrategyRecord.model_validate(data)
-    else:
-        record = StrategyRecord.create(Strategy.model_validate(data))
-    space = _check_namespace(namespace or record.namespace)
-    return record.model_copy(update={"namespace": space, "id": content_id(record.strategy, space)})
-
-
-def _read_manifest(folder: Path) -> dict[str, Any]:
-    manifest: dict[str, Any] = json.loads((folder / _MANIFEST).read_text(encoding="utf-8"))
-    return manifest
-
-
-def _write_durably(path: Path, text: str) -> None:
-    """Write a file through a temporary sibling, synced, then renamed over it."""
-    tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
-    try:
-        with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-class StrategyRetriever(BaseRetriever):
-    """A LangChain retriever over a :class:`StrategyBank`.
-
-    Each document's ``page_content`` is a strategy's text; its metadata carries the
-    strategy id, namespace, title and similarity ``score``.
-
-    Args:
-        bank: The bank to search.
-        k: How many strategies to return (overridable per call: ``invoke(q, k=1)``).
-        score_threshold: Drop strategies below this similarity.
-        namespace: The namespace to search.
-        search_type: ``"similarity"`` or ``"mmr"`` (diverse strategies).
-        lambda_mult: With MMR, 1 favours similarity and 0 diversity.
-    """
-
-    model_config = ConfigDict(arbitrary_types_allowed=True)
-
-    bank: StrategyBank
-    k: int = Field(default=2, ge=1)
-    score_threshold: float | None = None
-    namespace: str = DEFAULT_NAMESPACE
-    search_type: SearchType = "similarity"
-    lambda_mult: float = Field(default=0.5, ge=0.0, le=1.0)
-
-    def _search_kwargs(self, k: int | None) -> dict[str, Any]:
-        return {
-            "k": k or self.k,
-            "score_threshold": self.score_threshold,
-            "namespace": self.namespace,
-            "search_type": self.search_type,
-            "lambda_mult": self.lambda_mult,
-        }
-
-    def _get_relevant_documents(
-        self,
-        query: str,
-        *,
-        run_manager: CallbackManagerForRetrieverRun,
-        k: int | None = None,
-    ) -> list[Document]:
-        found = self.bank.search(query, **self._search_kwargs(k))
-        return [_to_document(item) for item in found]
-
-    async def _aget_relevant_documents(
-        self,
-        query: str,
-        *,
-        run_manager: AsyncCallbackManagerForRetrieverRun,
-        k: int | None = None,
-    ) -> list[Document]:
-        found = await self.bank.asearch(query, **self._search_kwargs(k))
-        return [_to_document(item) for item in found]
-
-
-def _to_document(item: RetrievedStrategy) -> Document:
-    record = item.record
-    return Document(
-        id=record.id,
-        page_content=record.text,
-        metadata={
-            "strategy_id": record.id,
-            "namespace": record.namespace,
-            "title": record.strategy.title,
-            "score": item.score,
-            "strategy": record.strategy.model_dump(),
-        },
-    )
