@@ -1,6 +1,8 @@
 import json
 import math
 import re
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -290,6 +292,28 @@ def test_outputs_written(
     # An unfinished run's records.jsonl can be summarized without the models.
     reread = EvaluationResult.from_records(load_records(out / "records.jsonl"), config, 9)
     assert reread.metrics == result.metrics
+
+
+def test_importing_the_evaluation_leaves_matplotlib_alone() -> None:
+    code = "import sys, langchain_intercascade.evaluation; print('matplotlib' in sys.modules)"
+    repo = Path(__file__).parents[2]
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=repo, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == "False"
+
+
+def test_results_are_written_without_plots_when_matplotlib_is_missing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    records = {"weak": [_record(0, correct=True, weak_correct=True)]}
+    result = EvaluationResult.from_records(records, _config(tmp_path), 1)
+    # The submodule too: once imported, it would be found without its parent.
+    for name in ("matplotlib", "matplotlib.figure"):
+        monkeypatch.setitem(sys.modules, name, None)
+    with pytest.warns(UserWarning, match=r'pip install "langchain-intercascade\[eval\]"'):
+        result.save(tmp_path / "out")
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["results.json", "results.md"]
 
 
 def test_rerun_is_served_from_the_cache(
