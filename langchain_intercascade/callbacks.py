@@ -66,9 +66,16 @@ class CascadeCostTracker(BaseCallbackHandler):
 
     Example:
         ```python
+        from langchain_intercascade import StrategyBank, create_intercascade
+        from langchain_intercascade.callbacks import CascadeCostTracker
+        from langchain_intercascade.testing import fake_models
+
+        weak, strong, embeddings = fake_models()
+        cascade = create_intercascade(weak, strong, bank=StrategyBank(embeddings))
+        questions = ["3 boxes with 4 pens in each box?", "5 boxes with 6 pens in each box?"]
         tracker = CascadeCostTracker()
-        cascade.batch(questions, {"callbacks": [tracker]})
-        print(tracker.report())
+        cascade.batch(questions, {"callbacks": [tracker], "max_concurrency": 1})
+        assert tracker.total.queries == 2 and set(tracker.routes) == {"strong", "weak"}
         ```
     """
 
@@ -232,9 +239,14 @@ def track_cascade_costs(prices: PriceTable = DEFAULT_PRICES) -> Iterator[Cascade
 
     Example:
         ```python
+        from langchain_intercascade import StrategyBank, create_intercascade, track_cascade_costs
+        from langchain_intercascade.testing import fake_models
+
+        weak, strong, embeddings = fake_models()
+        cascade = create_intercascade(weak, strong, bank=StrategyBank(embeddings))
         with track_cascade_costs() as costs:
-            cascade.invoke("...")
-        costs.routes["strong"].fee
+            cascade.invoke("3 boxes with 4 pens in each box?")
+        assert costs.routes["strong"].queries == 1
         ```
     """
     tracker = CascadeCostTracker(prices)

@@ -46,6 +46,7 @@ from langchain_intercascade.graph.context import ChatModel, model_name, unbound
 from langchain_intercascade.options import CascadeOptions, fold_options
 
 _GRAPH_CACHE_SIZE = 32
+_ANSWERING_MODEL = {"weak": "weak", "weak_fallback": "weak", "strong": "strong"}
 _ANSWER_NODES = {"weak_answer": "weak", "strong_answer": "strong"}
 
 
@@ -168,7 +169,9 @@ def _response_metadata(turn: CascadeTurn, model_names: dict[str, str]) -> dict[s
         if key in ("finish_reason", "model_name", "model_provider", "system_fingerprint")
     }
     # Providers that report no model name (e.g. ChatLlamaCpp): name the answering model.
-    answering = {"weak": "weak", "weak_fallback": "weak", "strong": "strong"}.get(turn.route, "")
+    answering = {"weak": "weak", "weak_fallback": "weak", "strong": "strong"}.get(
+        turn.route or "", ""
+    )
     metadata.setdefault("model_name", model_names.get(answering, "intercascade"))
     return {**metadata, **turn.metadata()}
 

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from langchain_intercascade.answers import AnswerKind
 from langchain_intercascade.costs import DEFAULT_PRICES, PriceTable
 from langchain_intercascade.evaluation.data import DataFormat, _read_jsonl
+from langchain_intercascade.options import CascadeOptions, fold_options
 
 ConfigName = Literal["weak", "strong", "cascade", "intercascade"]
 CONFIGURATIONS: tuple[ConfigName, ...] = ("weak", "strong", "cascade", "intercascade")
@@ -41,16 +41,14 @@ class EvaluationConfig(BaseModel):
         configurations: Which of the four configurations to run.
         strong_sample_every: Run the strong-only baseline on every n-th question
             only (1: all), to save time; its metrics are then estimates.
-        threshold: The cascades' acceptance threshold (``math.inf``: defer
-            everything).
+        options: Both cascades' options (threshold, judge, k, prompts, ...); its
+            fields may be given flat (``EvaluationConfig(threshold=0.5)``).
         calibration_examples: Hold this many questions out of the head of the
-            ordered stream and set ``threshold`` from them instead, with
+            ordered stream and set the threshold from them instead, with
             :func:`calibrate_threshold` on the standard cascade's weak answers
-            (weak model and judge only). 0 uses ``threshold`` as given.
+            (weak model and judge only). 0 uses ``options.threshold`` as given.
         alpha: The calibration's target error rate among accepted answers.
         delta: The calibration's failure probability.
-        k: Strategies shown to the weak model.
-        score_threshold: Similarity cut-off for retrieved strategies.
         system_prompt: A system message put before every question (None: none).
         window: The rolling window, in questions, for metrics over the stream.
         n_bootstrap: Bootstrap resamples for confidence intervals.
@@ -70,12 +68,10 @@ class EvaluationConfig(BaseModel):
     shuffle: bool = True
     configurations: list[ConfigName] = Field(default_factory=lambda: list(CONFIGURATIONS))
     strong_sample_every: int = Field(default=1, ge=1)
-    threshold: float = Field(default=0.8, ge=0.0)
+    options: CascadeOptions = Field(default_factory=CascadeOptions)
     calibration_examples: int = Field(default=0, ge=0)
     alpha: float = Field(default=0.1, gt=0.0, lt=1.0)
     delta: float = Field(default=0.1, gt=0.0, lt=1.0)
-    k: int = Field(default=2, ge=1)
-    score_threshold: float | None = 0.5
     system_prompt: str | None = DEFAULT_SYSTEM_PROMPT
     window: int = Field(default=20, ge=1)
     n_bootstrap: int = Field(default=2000, ge=100)
@@ -89,12 +85,10 @@ class EvaluationConfig(BaseModel):
     # A calibrated threshold may be inf; "constants" keeps it through config.json.
     model_config = ConfigDict(ser_json_inf_nan="constants")
 
-    @field_validator("threshold")
+    @model_validator(mode="before")
     @classmethod
-    def _threshold_in_range(cls, value: float) -> float:
-        if value > 1.0 and not math.isinf(value):
-            raise ValueError(f"threshold must lie in [0, 1] or be inf, got {value}")
-        return value
+    def _gather_options(cls, data: Any) -> Any:
+        return fold_options(data)
 
 
 class QueryRecord(BaseModel):

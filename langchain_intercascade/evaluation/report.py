@@ -43,7 +43,7 @@ class EvaluationResult(BaseModel):
         rolling: Per configuration, over stream position.
         judge: The judge's reliability (weak answers judged by either cascade).
         records: Per configuration, one record per question.
-        calibration: How ``config.threshold`` was calibrated on held-out
+        calibration: How ``config.options.threshold`` was calibrated on held-out
             questions (None when it was given).
     """
 
@@ -142,7 +142,7 @@ class EvaluationResult(BaseModel):
         lines += [
             "",
             f"Judge: AUROC {_num(j.auroc)}, ECE {_num(j.ece)} over {j.n} judged weak answers; "
-            f"threshold {self.config.threshold}. Prices: {self.config.prices.as_of}.",
+            f"threshold {self.config.options.threshold_value}. Prices: {self.config.prices.as_of}.",
         ]
         if (c := self.calibration) is not None:
             lines.append(
@@ -289,7 +289,7 @@ def _draw_reliability(fig: Figure, result: EvaluationResult) -> None:
     )
     for b in bins:
         ax.annotate(str(b.count), ((b.low + b.high) / 2, (b.accuracy or 0.0) + 0.02), ha="center")
-    ax.axvline(result.config.threshold, color="red", linewidth=1, label="threshold")
+    ax.axvline(result.config.options.threshold_value, color="red", linewidth=1, label="threshold")
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1.05)
     ax.set_xlabel("judge confidence")

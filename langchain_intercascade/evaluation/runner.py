@@ -45,9 +45,7 @@ from langchain_intercascade.evaluation.records import (
 )
 from langchain_intercascade.evaluation.report import EvaluationResult
 from langchain_intercascade.evaluation.timing import CallTimes, _QueryTimer
-from langchain_intercascade.graph import InterCascadeGraph, create_intercascade
-from langchain_intercascade.judges import BaseJudge
-from langchain_intercascade.prompts import CascadePrompts
+from langchain_intercascade.graph import CascadeTurn, InterCascadeGraph, create_intercascade
 
 
 @contextmanager
@@ -91,8 +89,6 @@ def _calibrate(
     *,
     weak: BaseChatModel,
     strong: BaseChatModel,
-    judge: BaseJudge | None,
-    prompts: CascadePrompts | None,
     extractor: AnswerExtractor | None,
 ) -> ThresholdCalibration:
     """Calibrate the cascades' threshold on held-out questions.
@@ -102,7 +98,7 @@ def _calibrate(
     guarantee holds only as far as strategies leave the confidences alike.
     """
     cascade = create_intercascade(
-        weak, strong, bank=None, judge=judge, prompts=prompts, name="calibration"
+        weak, strong, bank=None, options=config.options, name="calibration"
     )
     collected = collect_confidences(
         cascade,
@@ -125,8 +121,6 @@ class _Runner:
         weak: BaseChatModel,
         strong: BaseChatModel,
         bank: StrategyBank,
-        judge: BaseJudge | None,
-        prompts: CascadePrompts | None,
         extractor: AnswerExtractor | None,
         ledger: CallTimes,
     ) -> None:
@@ -137,17 +131,13 @@ class _Runner:
         self.extract = extractor or EXTRACTORS[config.answer_kind]
         self.grade = make_grader(config.answer_kind, extractor)
         self.ledger = ledger
-        shared: dict[str, Any] = {
-            "judge": judge,
-            "threshold": config.threshold,
-            "k": config.k,
-            "score_threshold": config.score_threshold,
-            "prompts": prompts,
-        }
+        options = config.options
         self.graphs: dict[ConfigName, InterCascadeGraph] = {
-            "cascade": create_intercascade(weak, strong, bank=None, name="cascade", **shared),
+            "cascade": create_intercascade(
+                weak, strong, bank=None, options=options, name="cascade"
+            ),
             "intercascade": create_intercascade(
-                weak, strong, bank=bank, name="intercascade", **shared
+                weak, strong, bank=bank, options=options, name="intercascade"
             ),
         }
 
@@ -200,26 +190,26 @@ class _Runner:
     def _cascade(
         self, name: ConfigName, example: Example, run_config: RunnableConfig
     ) -> dict[str, Any]:
-        state = self.graphs[name].invoke({"messages": _messages(self.config, example)}, run_config)
-        weak_message = state.get("weak_message")
-        weak_reply = weak_message.text if weak_message is not None else None
-        strategies = state.get("strategies") or []
-        new = state.get("new_strategy")
+        turn = CascadeTurn.from_state(
+            self.graphs[name].invoke({"messages": _messages(self.config, example)}, run_config)
+        )
+        weak_reply = turn.weak_message.text if turn.weak_message is not None else None
+        new = turn.new_strategy
         return {
-            "reply": state.get("answer", ""),
-            "route": state.get("route") or "strong",
-            "usage": state.get("usage", {}),
+            "reply": turn.answer,
+            "route": turn.route or "strong",
+            "usage": turn.usage,
             "weak_reply": weak_reply,
             "weak_correct": weak_reply is not None and self.grade(weak_reply, example.answer),
-            "confidence": state.get("confidence"),
-            "judge_details": dict(state.get("judge_details") or {}),
-            "strategies_shown": len(strategies),
-            "strategy_scores": [s.score for s in strategies],
-            "strategy_ids": [s.record.id for s in strategies],
+            "confidence": turn.confidence,
+            "judge_details": turn.judge_details,
+            "strategies_shown": len(turn.strategies),
+            "strategy_scores": [s.score for s in turn.strategies],
+            "strategy_ids": [s.record.id for s in turn.strategies],
             "bank_size": len(self.bank) if name == "intercascade" else 0,
             "new_strategy": new.text if new is not None else None,
             "new_strategy_id": new.id if new is not None else None,
-            "errors": list(state.get("errors") or []),
+            "errors": turn.errors,
         }
 
 
@@ -229,8 +219,6 @@ def run_evaluation(
     weak: BaseChatModel,
     strong: BaseChatModel,
     embeddings: Embeddings,
-    judge: BaseJudge | None = None,
-    prompts: CascadePrompts | None = None,
     examples: Sequence[Example] | None = None,
     extractor: AnswerExtractor | None = None,
     bank: StrategyBank | None = None,
@@ -250,8 +238,6 @@ def run_evaluation(
         weak: The weak model (use temperature 0 for a resumable run).
         strong: The strong model.
         embeddings: Embeds strategies for Inter-Cascade's bank.
-        judge: The judge both cascades use; None uses the cascade's default.
-        prompts: The cascades' prompts (strategy format, distillation prompt).
         examples: The stream; None loads ``config.data_path``. Either way it is
             ordered and cut by :func:`order_examples`.
         extractor: Reads answers from replies; None uses ``config.answer_kind``'s.
@@ -276,11 +262,15 @@ def run_evaluation(
         weak = ScriptedChatModel(respond=lambda m: "The answer is 5.", logprob=-2.0)
         strong = ScriptedChatModel(respond=lambda m: "The answer is 4.", model_name="strong")
         result = run_evaluation(
-            EvaluationConfig(configurations=["weak", "cascade"], n_bootstrap=100, progress=False),
+            EvaluationConfig(
+                configurations=["weak", "cascade"],
+                n_bootstrap=100,
+                progress=False,
+                judge=LogprobJudge(),
+            ),
             weak=weak,
             strong=strong,
             embeddings=BagOfWordsEmbeddings(),
-            judge=LogprobJudge(),
             examples=[Example(id="1", question="What is 2 + 2?", answer="4")],
         )
         assert result.metrics["weak"].system_accuracy.estimate == 0.0
@@ -326,11 +316,10 @@ def run_evaluation(
                     calibration_set,
                     weak=weak,
                     strong=strong,
-                    judge=judge,
-                    prompts=prompts,
                     extractor=extractor,
                 )
-                config = config.model_copy(update={"threshold": calibration.threshold})
+                options = config.options.with_values(threshold=calibration)
+                config = config.model_copy(update={"options": options})
             if config.output_dir is not None:
                 config.output_dir.mkdir(parents=True, exist_ok=True)
                 # Written first, so an unfinished run's records can be summarized with it.
@@ -343,8 +332,6 @@ def run_evaluation(
                 weak=weak,
                 strong=strong,
                 bank=bank if bank is not None else StrategyBank(embeddings=embeddings),
-                judge=judge,
-                prompts=prompts,
                 extractor=extractor,
                 ledger=ledger,
             )

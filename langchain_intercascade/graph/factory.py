@@ -177,7 +177,7 @@ def create_intercascade(
         first = cascade.invoke("Sam has 3 boxes with 4 pens in each box. How many pens?")
         again = cascade.invoke("Ana has 5 boxes with 6 pens in each box. How many pens?")
         assert (first["route"], again["route"]) == ("strong", "weak")
-        assert again["answer"] == "The answer is 30."
+        assert again["answer"] == "The total is 30."
         ```
     """
     context = _context(weak, strong, bank, options, option_values)

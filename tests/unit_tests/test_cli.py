@@ -104,7 +104,7 @@ def test_eval_calibrates_the_threshold_on_held_out_questions(tmp_path: Path) -> 
     assert "Threshold calibrated on 12 held-out questions at alpha 0.2" in out
     saved = json.loads((tmp_path / "res" / "results.json").read_text())
     assert saved["calibration"]["n_samples"] == 12
-    assert saved["config"]["threshold"] == saved["calibration"]["threshold"]
+    assert saved["config"]["options"]["threshold"] == saved["calibration"]
     assert [r["position"] for r in saved["records"]["cascade"]] == [0, 1, 2, 3]
     both = runner.invoke(app, [*args, "--calibrate", "12", "--threshold", "0.5"])
     assert both.exit_code == 2 and "--threshold or --calibrate, not both" in both.output
@@ -138,7 +138,14 @@ def test_bank_commands_round_trip(tmp_path: Path) -> None:
         (["bank", "ls", "--fake", "--bank", "/no/such/bank"], "no bank at"),
         (["run", "--fake", "/no/queries.jsonl"], "does not exist"),
         (
-            ["ask", "--weak", "langchain_intercascade.testing:fake_models", "--strong", "a:b", "hi"],
+            [
+                "ask",
+                "--weak",
+                "langchain_intercascade.testing:fake_models",
+                "--strong",
+                "a:b",
+                "hi",
+            ],
             "is not a chat model",
         ),
     ],

@@ -30,8 +30,8 @@ def _documented(module: ModuleType) -> Iterator[tuple[str, object]]:
     for name, member in vars(module).items():
         if getattr(member, "__module__", None) != module.__name__:
             continue  # document each object where it is defined
-        if getattr(member, "__name__", None) != name:
-            continue  # an alias, such as a parametrized generic
+        if getattr(member, "__name__", None) != name or not name.isidentifier():
+            continue  # an alias, or a parametrized generic pydantic registers here
         if inspect.isclass(member):
             yield f"{module.__name__}.{name}", member
             for attr, value in vars(member).items():

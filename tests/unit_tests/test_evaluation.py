@@ -70,6 +70,7 @@ def _config(tmp_path: Path, **kwargs: Any) -> EvaluationConfig:
         "n_bootstrap": 200,
         "window": 3,
         "cache_path": tmp_path / "cache" / "calls.sqlite",
+        "judge": LogprobJudge(),
     }
     return EvaluationConfig(**{**defaults, **kwargs})
 
@@ -224,7 +225,6 @@ def test_four_configurations_on_a_recurring_stream(
         weak=weak,
         strong=strong,
         embeddings=BagOfWordsEmbeddings(),
-        judge=LogprobJudge(),
         examples=stream,
         extractor=_grade_numbers_or_text,
     )
@@ -273,7 +273,6 @@ def test_outputs_written(
         weak=weak,
         strong=strong,
         embeddings=BagOfWordsEmbeddings(),
-        judge=LogprobJudge(),
         examples=stream,
     )
     out = tmp_path / "out"
@@ -322,7 +321,6 @@ def test_rerun_is_served_from_the_cache(
     weak, strong = models
     kwargs: dict[str, Any] = {
         "embeddings": BagOfWordsEmbeddings(),
-        "judge": LogprobJudge(),
         "examples": stream,
     }
     first = run_evaluation(_config(tmp_path, limit=5), weak=weak, strong=strong, **kwargs)
@@ -415,21 +413,21 @@ def test_threshold_calibrated_on_held_out_questions(
         weak=weak,
         strong=strong,
         embeddings=BagOfWordsEmbeddings(),
-        judge=LogprobJudge(),
         examples=held_out + stream,
         extractor=_grade_numbers_or_text,
     )
     cal = result.calibration
     assert cal is not None and (cal.n_samples, cal.n_accepted, cal.n_errors_accepted) == (30, 25, 0)
     # The lowest threshold that certifies 10% risk accepts exactly the confident answers.
-    assert result.config.threshold == cal.threshold == pytest.approx(math.exp(-0.05))
+    assert result.config.options.threshold == cal
+    assert result.config.options.threshold_value == pytest.approx(math.exp(-0.05))
     assert cal.risk_upper_bound <= 0.1
     assert [r.example_id for r in result.records["weak"]] == [e.id for e in stream]
     # The standard cascade accepts the capital and defers every basket question.
     assert result.metrics["cascade"].strong_calls == 8
     assert "Threshold calibrated on 30 held-out questions" in result.to_markdown()
     saved = json.loads((tmp_path / "out" / "config.json").read_text())
-    assert saved["threshold"] == pytest.approx(cal.threshold)
+    assert saved["options"]["threshold"]["threshold"] == pytest.approx(cal.threshold)
 
 
 def test_uncertifiable_calibration_defers_everything(
@@ -444,15 +442,14 @@ def test_uncertifiable_calibration_defers_everything(
         weak=weak,
         strong=strong,
         embeddings=BagOfWordsEmbeddings(),
-        judge=LogprobJudge(),
         examples=[basket(100 + i) for i in range(12)] + stream,
         extractor=_grade_numbers_or_text,
     )
-    assert result.calibration is not None and math.isinf(result.config.threshold)
+    assert result.calibration is not None and math.isinf(result.config.options.threshold_value)
     assert result.metrics["cascade"].strong_call_rate == 1.0
     assert "everything is deferred" in result.to_markdown()
     saved = EvaluationConfig.model_validate_json((tmp_path / "out" / "config.json").read_text())
-    assert math.isinf(saved.threshold)  # config.json round-trips the inf threshold
+    assert math.isinf(saved.options.threshold_value)  # config.json round-trips inf
     reread = EvaluationResult.model_validate_json((tmp_path / "out" / "results.json").read_text())
     assert reread.calibration is not None
     # model_dump_json: NaN (the risk of accepting nothing) never equals itself.
@@ -471,5 +468,5 @@ def test_calibration_must_leave_questions_to_evaluate(
             embeddings=BagOfWordsEmbeddings(),
             examples=stream,
         )
-    with pytest.raises(ValueError, match="threshold must lie in"):
+    with pytest.raises(ValueError, match="threshold\n.*must lie in"):
         EvaluationConfig(threshold=1.5)
