@@ -12,10 +12,13 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
-from langgraph_sdk import get_sync_client
-from loopback import free_port, serving
+
+httpx = pytest.importorskip("httpx", reason="the server extra is not installed")
+sdk = pytest.importorskip("langgraph_sdk", reason="the server extra is not installed")
+pytest.importorskip("langgraph_api", reason="`langgraph dev` needs langgraph-cli[inmem]")
+
+from loopback import free_port, serving  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 FIRST = "Sam has 3 boxes with 4 pens in each box. How many pens does Sam have?"
@@ -52,7 +55,7 @@ def server_url(tmp_path: Path) -> Iterator[str]:
 def test_second_query_retrieves_the_strategy_the_first_stored(
     server_url: str, tmp_path: Path
 ) -> None:
-    client = get_sync_client(url=server_url)
+    client = sdk.get_sync_client(url=server_url)
     [assistant] = client.assistants.search(graph_id="intercascade")
 
     first = client.runs.wait(
@@ -73,7 +76,7 @@ def test_second_query_retrieves_the_strategy_the_first_stored(
 
 
 def test_threads_keep_the_conversation(server_url: str) -> None:
-    client = get_sync_client(url=server_url)
+    client = sdk.get_sync_client(url=server_url)
     thread = client.threads.create()
     for question in (FIRST, RELATED):
         out = client.runs.wait(
