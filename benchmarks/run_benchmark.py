@@ -419,6 +419,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         strong_sample_every=args.strong_every,
         threshold=args.threshold,
         score_threshold=args.score_threshold,
+        judge=judge,
+        prompts=prompts,
         system_prompt=SYSTEM_PROMPT,
         cache_path=Path(args.cache).expanduser(),
         output_dir=Path(args.out),
@@ -428,8 +430,6 @@ def main(argv: Sequence[str] | None = None) -> None:
         weak=weak,
         strong=strong,
         embeddings=embeddings,
-        judge=judge,
-        prompts=prompts,
         examples=examples,
     )
     print(result.to_markdown())
