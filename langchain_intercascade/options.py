@@ -112,6 +112,16 @@ class CascadeOptions(BaseModel):
         answer_extractor: Reads the final answer from a reply, to compare weak and
             strong answers for the recalibrator (numbers by default).
         max_input_chars: Reject a conversation longer than this many characters.
+        weak_timeout: Seconds the weak model may take to answer (None: no limit);
+            a weak model that times out is deferred like a failing one.
+        strong_timeout: Seconds the strong model may take to answer; when it times
+            out, the weak answer is returned (``route="weak_fallback"``).
+        distill_timeout: Seconds a distillation call may take; the answer never
+            waits on a failed distillation.
+        max_retries: How often a model call that failed transiently (a rate limit,
+            a dropped connection, a 5xx) is repeated, with exponential backoff. A
+            weak model that is still rate-limited raises instead of escalating to
+            the (more expensive) strong model.
     """
 
     model_config = ConfigDict(
@@ -141,6 +151,10 @@ class CascadeOptions(BaseModel):
     recalibrator: Annotated[OnlineRecalibrator | None, Field(exclude=True)] = None
     answer_extractor: Annotated[AnswerExtractor, Field(exclude=True)] = extract_number
     max_input_chars: StrictInt = Field(default=100_000, ge=1)
+    weak_timeout: _Number | None = Field(default=None, gt=0)
+    strong_timeout: _Number | None = Field(default=None, gt=0)
+    distill_timeout: _Number | None = Field(default=None, gt=0)
+    max_retries: StrictInt = Field(default=2, ge=0)
 
     @field_validator("judge", "strong_judge", mode="before")
     @classmethod

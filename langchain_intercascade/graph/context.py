@@ -4,18 +4,22 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.runnables import Runnable, RunnableBinding, RunnableConfig
 from langchain_core.runnables.config import merge_configs
 
 from langchain_intercascade.bank import StrategyBank
+from langchain_intercascade.graph.calls import acall_model, call_model
 from langchain_intercascade.judges import AutoJudge, BaseJudge, VerbalizedJudge
 from langchain_intercascade.options import CascadeOptions
 from langchain_intercascade.strategies import Strategy
 
 logger = logging.getLogger("langchain_intercascade.graph")
+
+CallRole = Literal["weak", "strong", "distill"]
+"""The model calls the nodes make; each has its own timeout option."""
 
 ChatModel = BaseChatModel | RunnableBinding[Any, Any]
 """A chat model, or one with bound arguments (``model.bind(logprobs=True)``)."""
@@ -49,11 +53,20 @@ def model_name(model: BaseChatModel) -> str:
     return model.get_name()
 
 
-def call_config(config: RunnableConfig, role: str, *, stream: bool = True) -> RunnableConfig:
+# Run names in traces; distillation tokens are not part of the user's answer stream.
+_RUN_NAMES: dict[str, tuple[str, bool]] = {
+    "weak": ("weak_model", True),
+    "strong": ("strong_model", True),
+    "distill": ("distill", False),
+}
+
+
+def _role_config(config: RunnableConfig, role: CallRole) -> RunnableConfig:
     """The config of one model call: named and tagged by its role for traces."""
-    tags = [f"intercascade:{role}"] + ([] if stream else ["nostream"])
+    name, stream = _RUN_NAMES[role]
+    tags = [f"intercascade:{name}"] + ([] if stream else ["nostream"])
     return merge_configs(
-        config, {"run_name": role, "tags": tags, "metadata": {"intercascade_role": role}}
+        config, {"run_name": name, "tags": tags, "metadata": {"intercascade_role": name}}
     )
 
 
@@ -115,6 +128,22 @@ class CascadeContext:
     def distilling(self) -> bool:
         """Whether strong answers are distilled into the bank."""
         return self.options.distill and self.bank is not None
+
+    def call(
+        self, role: CallRole, runnable: Runnable[Any, Any], value: Any, config: RunnableConfig
+    ) -> Any:
+        """Call a model in a role: traced under the role's name, with its timeout and retries."""
+        return call_model(runnable, value, _role_config(config, role), **self._policy(role))
+
+    async def acall(
+        self, role: CallRole, runnable: Runnable[Any, Any], value: Any, config: RunnableConfig
+    ) -> Any:
+        """Async :meth:`call`."""
+        return await acall_model(runnable, value, _role_config(config, role), **self._policy(role))
+
+    def _policy(self, role: CallRole) -> dict[str, Any]:
+        timeout = getattr(self.options, f"{role}_timeout")
+        return {"role": role, "timeout": timeout, "max_retries": self.options.max_retries}
 
     def threshold(self) -> tuple[float, bool]:
         """The weak answer's acceptance threshold in force, and whether it is calibrated."""

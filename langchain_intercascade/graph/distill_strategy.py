@@ -14,8 +14,8 @@ from typing import Any
 from langchain_core.messages import AIMessage
 from langchain_core.runnables import RunnableConfig
 
-from langchain_intercascade.costs import Usage, ainvoke_counted, invoke_counted, record_usage
-from langchain_intercascade.graph.context import CascadeContext, call_config, contained
+from langchain_intercascade.costs import Usage, record_usage
+from langchain_intercascade.graph.context import CascadeContext, contained
 from langchain_intercascade.graph.inputs import run_namespace
 from langchain_intercascade.graph.state import InterCascadeState
 from langchain_intercascade.strategies import Strategy, StrategyRecord, parse_strategy
@@ -107,21 +107,23 @@ class DistillStrategy:
     def _distill(
         self, state: InterCascadeState, config: RunnableConfig
     ) -> tuple[Usage, Strategy | str]:
-        prompt, run = self._prompt(state), call_config(config, "distill", stream=False)
-        if self.context.distiller is not None:
+        prompt, context = self._prompt(state), self.context
+        if context.distiller is not None:
             try:
-                return _read_reply(invoke_counted(self.context.distiller, prompt, run))
+                return _read_reply(context.call("distill", context.distiller, prompt, config))
             except Exception as exc:  # e.g. a server that refuses response formats or tools
                 contained("distill_strategy (structured output)", exc)
-        return _read_reply(invoke_counted(self.context.strong, prompt, run))
+        return _read_reply(context.call("distill", context.strong, prompt, config))
 
     async def _adistill(
         self, state: InterCascadeState, config: RunnableConfig
     ) -> tuple[Usage, Strategy | str]:
-        prompt, run = self._prompt(state), call_config(config, "distill", stream=False)
-        if self.context.distiller is not None:
+        prompt, context = self._prompt(state), self.context
+        if context.distiller is not None:
             try:
-                return _read_reply(await ainvoke_counted(self.context.distiller, prompt, run))
+                return _read_reply(
+                    await context.acall("distill", context.distiller, prompt, config)
+                )
             except Exception as exc:
                 contained("distill_strategy (structured output)", exc)
-        return _read_reply(await ainvoke_counted(self.context.strong, prompt, run))
+        return _read_reply(await context.acall("distill", context.strong, prompt, config))

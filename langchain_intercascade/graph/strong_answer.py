@@ -16,13 +16,8 @@ from typing import Any, cast
 from langchain_core.messages import AIMessage, BaseMessage, SystemMessage
 from langchain_core.runnables import RunnableConfig
 
-from langchain_intercascade.costs import (
-    ainvoke_counted,
-    invoke_counted,
-    merge_usage,
-    record_usage,
-)
-from langchain_intercascade.graph.context import CascadeContext, call_config, contained
+from langchain_intercascade.costs import merge_usage, record_usage
+from langchain_intercascade.graph.context import CascadeContext, contained
 from langchain_intercascade.graph.state import InterCascadeState
 from langchain_intercascade.judges import Judgement
 
@@ -117,8 +112,11 @@ class StrongAnswer:
     def __call__(self, state: InterCascadeState, config: RunnableConfig) -> dict[str, Any]:
         """Ask the strong model (and judge it in two-threshold mode)."""
         try:
-            reply = invoke_counted(
-                self.context.strong, self.prompt(state), call_config(config, "strong_model")
+            reply = self.context.call(
+                "strong",
+                self.context.strong,
+                self.prompt(state),
+                config,
             )
         except Exception as exc:
             return self._failed(state, exc)
@@ -135,8 +133,11 @@ class StrongAnswer:
     async def acall(self, state: InterCascadeState, config: RunnableConfig) -> dict[str, Any]:
         """Async :meth:`__call__`."""
         try:
-            reply = await ainvoke_counted(
-                self.context.strong, self.prompt(state), call_config(config, "strong_model")
+            reply = await self.context.acall(
+                "strong",
+                self.context.strong,
+                self.prompt(state),
+                config,
             )
         except Exception as exc:
             return self._failed(state, exc)

@@ -12,8 +12,9 @@ from typing import Any, cast
 from langchain_core.messages import AIMessage, BaseMessage, SystemMessage
 from langchain_core.runnables import RunnableConfig
 
-from langchain_intercascade.costs import ainvoke_counted, invoke_counted, record_usage
-from langchain_intercascade.graph.context import CascadeContext, call_config, contained
+from langchain_intercascade.costs import record_usage
+from langchain_intercascade.graph.calls import is_rate_limit
+from langchain_intercascade.graph.context import CascadeContext, contained
 from langchain_intercascade.graph.state import InterCascadeState
 
 
@@ -51,13 +52,15 @@ class WeakAnswer:
 
     @staticmethod
     def _failed(exc: Exception) -> dict[str, Any]:
+        if is_rate_limit(exc):
+            raise exc  # the caller's quota: paying the strong model for it is a surprise
         return {"weak_message": None, "errors": [contained("weak_answer", exc)]}
 
     def __call__(self, state: InterCascadeState, config: RunnableConfig) -> dict[str, Any]:
         """Ask the weak model."""
         prompt = weak_prompt(self.context, state)
         try:
-            reply = invoke_counted(self.context.weak, prompt, call_config(config, "weak_model"))
+            reply = self.context.call("weak", self.context.weak, prompt, config)
         except Exception as exc:  # the strong model still answers
             return self._failed(exc)
         return self._answered(reply)
@@ -66,9 +69,7 @@ class WeakAnswer:
         """Async :meth:`__call__`."""
         prompt = weak_prompt(self.context, state)
         try:
-            reply = await ainvoke_counted(
-                self.context.weak, prompt, call_config(config, "weak_model")
-            )
+            reply = await self.context.acall("weak", self.context.weak, prompt, config)
         except Exception as exc:
             return self._failed(exc)
         return self._answered(reply)

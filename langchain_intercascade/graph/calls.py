@@ -1,0 +1,121 @@
+"""How the nodes call a model: with the role's timeout, retries of transient faults, usage.
+
+A transient fault (a rate limit, a dropped connection, a 5xx from the provider) is
+retried with exponential backoff up to ``max_retries`` times. A call that has not
+answered within its role's timeout raises ``TimeoutError`` (not retried: a hung
+model would only delay the answer more). Tokens a provider reports only to
+callbacks are put on the reply (see :func:`~langchain_intercascade.costs.invoke_counted`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from typing import Any, TypeVar
+
+from langchain_core.runnables import Runnable, RunnableConfig
+from tenacity import (
+    AsyncRetrying,
+    Retrying,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_exponential_jitter,
+)
+
+from langchain_intercascade.costs import ainvoke_counted, invoke_counted
+
+T = TypeVar("T")
+
+_SERVER_ERRORS = frozenset({429, 500, 502, 503, 504})
+
+
+def is_rate_limit(exc: BaseException) -> bool:
+    """Whether a provider refused a call for its rate limit (HTTP 429)."""
+    return getattr(exc, "status_code", None) == 429 or "RateLimit" in type(exc).__name__
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether a failed call may succeed when repeated."""
+    if isinstance(exc, TimeoutError):
+        return False
+    return (
+        isinstance(exc, ConnectionError)
+        or getattr(exc, "status_code", None) in _SERVER_ERRORS
+        or is_rate_limit(exc)
+        or type(exc).__name__ in ("APIConnectionError", "InternalServerError")
+    )
+
+
+def _retrying(max_retries: int) -> dict[str, Any]:
+    return {
+        "stop": stop_after_attempt(max_retries + 1),
+        "wait": wait_exponential_jitter(initial=0.5, max=8.0),
+        "retry": retry_if_exception(is_transient),
+        "reraise": True,
+    }
+
+
+def _in_time(call: Callable[[], T], timeout: float | None, role: str) -> T:
+    if timeout is None:
+        return call()
+    # A thread of its own, so a hung call can be abandoned; it keeps the caller's context.
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"intercascade-{role}")
+    future = pool.submit(contextvars.copy_context().run, call)
+    pool.shutdown(wait=False)
+    try:
+        return future.result(timeout)
+    except FutureTimeout:
+        raise TimeoutError(f"the {role} call did not answer within {timeout} s") from None
+
+
+def call_model(
+    runnable: Runnable[Any, Any],
+    value: Any,
+    config: RunnableConfig,
+    *,
+    role: str,
+    timeout: float | None,
+    max_retries: int,
+) -> Any:
+    """Invoke a model with a timeout, retries of transient faults and usage capture.
+
+    Args:
+        runnable: The model (or a Runnable around one).
+        value: Its input.
+        config: The call's config.
+        role: The call's role, for error messages.
+        timeout: Seconds to wait for an answer; None waits.
+        max_retries: How often a transient fault is retried.
+
+    Returns:
+        The reply.
+
+    Raises:
+        TimeoutError: If the model did not answer in time.
+        Exception: The model's own error, once retries are spent.
+    """
+    retrying = Retrying(**_retrying(max_retries))
+    return retrying(_in_time, lambda: invoke_counted(runnable, value, config), timeout, role)
+
+
+async def acall_model(
+    runnable: Runnable[Any, Any],
+    value: Any,
+    config: RunnableConfig,
+    *,
+    role: str,
+    timeout: float | None,
+    max_retries: int,
+) -> Any:
+    """Async :func:`call_model`."""
+
+    async def once() -> Any:
+        try:
+            return await asyncio.wait_for(ainvoke_counted(runnable, value, config), timeout)
+        except asyncio.TimeoutError:
+            raise TimeoutError(f"the {role} call did not answer within {timeout} s") from None
+
+    return await AsyncRetrying(**_retrying(max_retries))(once)
