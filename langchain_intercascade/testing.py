@@ -59,6 +59,9 @@ class ScriptedChatModel(GenericFakeChatModel):
             calling) works; False behaves like a model without tool calling.
         model_name: The name reported in ``response_metadata``.
         fail_with: Raise this exception on every call (to test failures).
+        refuse_structured: Raise this exception on calls that bind tools (as
+            ``with_structured_output`` does), like an OpenAI-compatible server
+            that answers 400 to structured-output requests.
 
     Attributes:
         calls: Every prompt the model received, in order.
@@ -70,6 +73,7 @@ class ScriptedChatModel(GenericFakeChatModel):
     supports_tools: bool = True
     model_name: str = "scripted"
     fail_with: Exception | None = None
+    refuse_structured: Exception | None = None
     calls: list[list[BaseMessage]] = Field(default_factory=list)
 
     @property
@@ -85,9 +89,11 @@ class ScriptedChatModel(GenericFakeChatModel):
         self.calls.append(list(messages))
         if self.fail_with is not None:
             raise self.fail_with
+        tools = kwargs.get("tools")
+        if tools and self.refuse_structured is not None:
+            raise self.refuse_structured
         result = self.respond(messages)
         message = AIMessage(content=result) if isinstance(result, str) else result
-        tools = kwargs.get("tools")
         if tools and kwargs.get("tool_choice") and not message.tool_calls:
             # Like a provider forced to call the (structured-output) tool: the JSON in
             # the reply becomes the tool call's arguments.

@@ -11,7 +11,7 @@ import pytest
 from smoke_model import SMOKE, requires_smoke_model
 
 from langchain_intercascade import LogprobJudge, StrategyBank, create_intercascade
-from langchain_intercascade.models import local_chat_model
+from langchain_intercascade.models import LlamaCppSentenceEmbeddings, local_chat_model
 
 pytestmark = requires_smoke_model
 
@@ -23,9 +23,7 @@ def model():
 
 @pytest.fixture(scope="module")
 def embeddings():
-    from langchain_community.embeddings import LlamaCppEmbeddings
-
-    return LlamaCppEmbeddings(model_path=str(SMOKE), n_ctx=256, verbose=False)
+    return LlamaCppSentenceEmbeddings(SMOKE, n_ctx=256, n_threads=2)
 
 
 def test_real_model_defer_path_answers_and_counts_tokens(model, embeddings):

@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import math
 from itertools import cycle
+from typing import Any
 
 import numpy as np
 import pytest
 from conftest import APPLES
 from langchain_core.caches import InMemoryCache
+from langchain_core.callbacks import CallbackManagerForLLMRun
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
+from langchain_core.outputs import ChatResult
 
 from langchain_intercascade import create_intercascade
 from langchain_intercascade.answers import extract_choice, extract_number
 from langchain_intercascade.judges import (
+    AutoJudge,
     Judgement,
     LogisticJudge,
     LogprobJudge,
@@ -162,6 +166,38 @@ async def test_verbalized_judge_async_matches_sync() -> None:
     sync = VerbalizedJudge(rater("0.3")).judge(QUESTION, AIMessage("12"))
     asynchronous = await VerbalizedJudge(rater("0.3")).ajudge(QUESTION, AIMessage("12"))
     assert asynchronous == sync
+
+
+REFUSAL = ValueError("400: response_format: Input should be 'text' or 'json_object'")
+
+
+def test_verbalized_judge_falls_back_to_text_when_the_structured_call_is_refused() -> None:
+    # An OpenAI-compatible server accepts with_structured_output, then refuses the request.
+    model = rater("I'd say 0.7", refuse_structured=REFUSAL)
+    judge = VerbalizedJudge(model)
+    verdict = judge.judge(QUESTION, AIMessage("12"))
+    assert verdict.confidence == pytest.approx(0.7)
+    assert verdict.signal == "verbalized"
+    assert len(model.calls) == 2
+    assert verdict.usage["weak"]["judge"]["output_tokens"] == 3
+    # It refused structured output, not that call: the next rating is asked in text only.
+    assert judge.judge(QUESTION, AIMessage("12")) == verdict
+    assert len(model.calls) == 3
+
+
+async def test_verbalized_judge_async_falls_back_to_text_when_refused() -> None:
+    model = rater("85%", refuse_structured=REFUSAL)
+    verdict = await VerbalizedJudge(model).ajudge(QUESTION, AIMessage("12"))
+    assert (verdict.confidence, verdict.signal) == (pytest.approx(0.85), "verbalized")
+
+
+def test_verbalized_judge_raises_and_keeps_structured_output_when_the_text_call_fails_too() -> None:
+    model = rater('{"confidence": 0.6}', fail_with=REFUSAL)
+    judge = VerbalizedJudge(model)
+    with pytest.raises(ValueError, match="response_format"):
+        judge.judge(QUESTION, AIMessage("12"))
+    model.fail_with = None  # the outage is over: structured output is asked for again
+    assert judge.judge(QUESTION, AIMessage("12")).signal == "verbalized_structured"
 
 
 # --- SelfConsistencyJudge ----------------------------------------------------------
@@ -318,6 +354,76 @@ def test_logistic_judge_rejects_mismatched_weights() -> None:
         LogisticJudge([lambda m, a: 0.0], weights=[1.0, 2.0])
     with pytest.raises(ValueError, match="at least one"):
         LogisticJudge([], weights=[])
+
+
+# --- prepare: the weak model asks for what the judge reads ------------------------
+
+
+class OpenAIStyleModel(ScriptedChatModel):
+    """Logprobs only when asked with ``top_logprobs`` too, like ``python -m llama_cpp.server``."""
+
+    logprobs: bool | None = None
+    top_logprobs: int | None = None
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        asked = kwargs.pop("logprobs", self.logprobs) and kwargs.pop(
+            "top_logprobs", self.top_logprobs
+        )
+        result = super()._generate(messages, stop, run_manager, **kwargs)
+        if not asked:
+            for generation in result.generations:
+                (generation.generation_info or {}).pop("logprobs", None)
+        return result
+
+
+def openai_style(**fields: object) -> OpenAIStyleModel:
+    return OpenAIStyleModel(respond=lambda m: "12", logprob=-0.1, **fields)  # type: ignore[arg-type]
+
+
+def test_auto_judge_prepare_gets_logprobs_from_an_openai_style_server() -> None:
+    weak = openai_style(logprobs=True)  # ChatOpenAI(logprobs=True) against the server
+    judge = AutoJudge(VerbalizedJudge(rater('{"confidence": 0.4}')))
+    assert judge.judge(QUESTION, weak.invoke(QUESTION)).signal == "verbalized_structured"
+    prepared = judge.prepare(weak)
+    assert prepared.kwargs == {"logprobs": True, "top_logprobs": 1}  # type: ignore[union-attr]
+    verdict = judge.judge(QUESTION, prepared.invoke(QUESTION))
+    assert verdict.signal == "logprob_mean"
+    assert verdict.confidence == pytest.approx(math.exp(-0.1))
+
+
+def test_prepare_keeps_a_chosen_top_logprobs_and_other_bound_arguments() -> None:
+    judge = LogprobJudge()
+    assert judge.prepare(openai_style(top_logprobs=5)).kwargs == {"logprobs": True}  # type: ignore[union-attr]
+    bound = openai_style().bind(stop=["\n"], top_logprobs=3)
+    assert judge.prepare(bound).kwargs == {"stop": ["\n"], "top_logprobs": 3, "logprobs": True}  # type: ignore[union-attr]
+
+
+def test_prepare_leaves_models_without_openai_logprob_fields_and_other_judges_alone() -> None:
+    scripted = rater("12", logprob=-0.1)
+    assert AutoJudge(VerbalizedJudge(scripted)).prepare(scripted) is scripted
+    weak = openai_style()
+    for judge in (VerbalizedJudge(weak), VerifierJudge(weak), as_judge(lambda m, a: 0.5)):
+        assert judge.prepare(weak) is weak
+    logistic = LogisticJudge([VerbalizedJudge(weak), LogprobJudge("min")], weights=[1, 1])
+    assert logistic.prepare(weak).kwargs == {"logprobs": True, "top_logprobs": 1}  # type: ignore[union-attr]
+
+
+# ChatOpenAI probes socket options when built (no connection); pytest-socket blocks that.
+@pytest.mark.filterwarnings("ignore:A test tried to use socket")
+def test_prepare_binds_arguments_chat_openai_sends() -> None:
+    openai = pytest.importorskip("langchain_openai")
+    model = openai.ChatOpenAI(
+        base_url="http://127.0.0.1:9/v1", api_key="none", model="local", logprobs=True
+    )
+    prepared = LogprobJudge().prepare(model)
+    payload = prepared.bound._get_request_payload(QUESTION, **prepared.kwargs)  # type: ignore[union-attr]
+    assert (payload["logprobs"], payload["top_logprobs"]) == (True, 1)
 
 
 # --- as_judge -----------------------------------------------------------------------
