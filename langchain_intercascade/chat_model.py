@@ -42,7 +42,8 @@ from langchain_intercascade.graph import (
     create_intercascade,
     run_namespace,
 )
-from langchain_intercascade.graph.context import ChatModel, model_name, unbound
+from langchain_intercascade.graph.context import model_name, unbound
+from langchain_intercascade.judges import ChatModel
 from langchain_intercascade.options import CascadeOptions, fold_options
 
 _GRAPH_CACHE_SIZE = 32

@@ -22,7 +22,8 @@ from tenacity import (
     Retrying,
     retry_if_exception,
     stop_after_attempt,
-    wait_exponential_jitter,
+    wait_exponential,
+    wait_random,
 )
 
 from langchain_intercascade.costs import ainvoke_counted, invoke_counted
@@ -52,7 +53,7 @@ def is_transient(exc: BaseException) -> bool:
 def _retrying(max_retries: int) -> dict[str, Any]:
     return {
         "stop": stop_after_attempt(max_retries + 1),
-        "wait": wait_exponential_jitter(initial=0.5, max=8.0),
+        "wait": wait_exponential(multiplier=0.5, max=8.0) + wait_random(0, 0.5),
         "retry": retry_if_exception(is_transient),
         "reraise": True,
     }

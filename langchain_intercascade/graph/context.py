@@ -12,7 +12,7 @@ from langchain_core.runnables.config import merge_configs
 
 from langchain_intercascade.bank import StrategyBank
 from langchain_intercascade.graph.calls import acall_model, call_model
-from langchain_intercascade.judges import AutoJudge, BaseJudge, VerbalizedJudge
+from langchain_intercascade.judges import AutoJudge, BaseJudge, ChatModel, VerbalizedJudge
 from langchain_intercascade.options import CascadeOptions
 from langchain_intercascade.strategies import Strategy
 
@@ -20,9 +20,6 @@ logger = logging.getLogger("langchain_intercascade.graph")
 
 CallRole = Literal["weak", "strong", "distill"]
 """The model calls the nodes make; each has its own timeout option."""
-
-ChatModel = BaseChatModel | RunnableBinding[Any, Any]
-"""A chat model, or one with bound arguments (``model.bind(logprobs=True)``)."""
 
 
 def unbound(model: ChatModel, role: str) -> BaseChatModel:
@@ -118,7 +115,11 @@ class CascadeContext:
             )
         except NotImplementedError:  # no tool calling: strategies are parsed from text
             distiller = None
-        # A frozen dataclass: the resolved parts are set once, here.
+        # A frozen dataclass: the resolved parts are set once, here. Each model is asked
+        # for what its judge reads (e.g. token logprobs from an OpenAI-compatible server).
+        object.__setattr__(self, "weak", judge.prepare(self.weak))
+        if strong_judge is not None:
+            object.__setattr__(self, "strong", strong_judge.prepare(self.strong))
         object.__setattr__(self, "judge", judge)
         object.__setattr__(self, "strong_judge", strong_judge)
         object.__setattr__(self, "distiller", distiller)

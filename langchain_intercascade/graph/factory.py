@@ -19,7 +19,7 @@ from typing_extensions import override
 
 from langchain_intercascade.bank import StrategyBank
 from langchain_intercascade.graph.confidence_judge import ConfidenceJudge, route_after_judge
-from langchain_intercascade.graph.context import CascadeContext, ChatModel
+from langchain_intercascade.graph.context import CascadeContext
 from langchain_intercascade.graph.distill_strategy import DistillStrategy
 from langchain_intercascade.graph.inputs import coerce_input
 from langchain_intercascade.graph.retrieve_strategy import RetrieveStrategy
@@ -30,6 +30,7 @@ from langchain_intercascade.graph.state import (
 )
 from langchain_intercascade.graph.strong_answer import StrongAnswer, route_after_strong
 from langchain_intercascade.graph.weak_answer import WeakAnswer
+from langchain_intercascade.judges import ChatModel
 from langchain_intercascade.options import CascadeOptions, resolve_options
 
 

@@ -1,0 +1,84 @@
+"""Each model role has a timeout; transient faults are retried; a rate-limited weak model raises."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from conftest import APPLES, EASY, strong_respond, weak_logprob, weak_respond
+
+from langchain_intercascade import create_intercascade
+from langchain_intercascade.testing import ScriptedChatModel
+
+
+class RateLimitError(Exception):
+    status_code = 429
+
+
+def flaky(respond, failures: list[Exception]):
+    """A responder that raises the given errors first, then answers."""
+
+    def reply(messages):
+        if failures:
+            raise failures.pop(0)
+        return respond(messages)
+
+    return reply
+
+
+def test_a_hung_strong_model_times_out_and_the_weak_answer_is_returned(weak, bank):
+    def hang(messages):
+        time.sleep(5)
+        return "too late"
+
+    strong = ScriptedChatModel(respond=hang)
+    cascade = create_intercascade(weak, strong, bank=bank, strong_timeout=0.2)
+    started = time.monotonic()
+    out = cascade.invoke(APPLES)
+    assert time.monotonic() - started < 2
+    assert out["route"] == "weak_fallback"
+    assert any("did not answer within 0.2 s" in e for e in out["errors"])
+
+
+async def test_a_hung_strong_model_times_out_async(weak, bank):
+    import asyncio
+
+    class Hanging(ScriptedChatModel):
+        async def _agenerate(self, *args, **kwargs):
+            await asyncio.sleep(5)
+            raise AssertionError("not reached")
+
+    strong = Hanging(respond=strong_respond)
+    out = await create_intercascade(weak, strong, bank=bank, strong_timeout=0.2).ainvoke(APPLES)
+    assert out["route"] == "weak_fallback"
+
+
+def test_a_transient_strong_fault_is_retried(weak, bank):
+    strong = ScriptedChatModel(
+        respond=flaky(strong_respond, [ConnectionError("reset"), RateLimitError("slow down")])
+    )
+    out = create_intercascade(weak, strong, bank=bank).invoke(APPLES)
+    assert out["route"] == "strong" and out["errors"] == []
+    assert out["answer"].endswith("the total is 12.")
+
+
+def test_retries_are_bounded(weak, bank):
+    strong = ScriptedChatModel(respond=flaky(strong_respond, [ConnectionError("reset")] * 5))
+    out = create_intercascade(weak, strong, bank=bank, max_retries=1).invoke(APPLES)
+    assert out["route"] == "weak_fallback"
+    assert len(strong.calls) == 2
+
+
+def test_a_rate_limited_weak_model_raises_instead_of_paying_the_strong_one(strong, bank):
+    weak = ScriptedChatModel(
+        respond=flaky(weak_respond, [RateLimitError("quota")] * 3), logprob=weak_logprob
+    )
+    cascade = create_intercascade(weak, strong, bank=bank, max_retries=1)
+    with pytest.raises(RateLimitError):
+        cascade.invoke(EASY)
+    assert strong.calls == []
+
+
+def test_timeouts_must_be_positive(weak, strong, bank):
+    with pytest.raises(ValueError, match="weak_timeout"):
+        create_intercascade(weak, strong, bank=bank, weak_timeout=0)
