@@ -7,7 +7,9 @@ the answering model's message, with the cascade's decision in
 Streaming: the weak answer is final only once the judge has accepted it, so its
 tokens are held back while the judge runs and released together on acceptance
 (a deferred weak answer is never shown). The strong model's tokens, when the
-query is deferred, stream live as the model writes them.
+query is deferred, stream live as the model writes them. When the strong model
+fails, a stream gives the weak answer as ``invoke`` does, unless strong tokens were
+already shown: it then ends with :class:`StrongStreamDropped`.
 """
 
 from __future__ import annotations
@@ -59,6 +61,24 @@ def _with_tools(model: ChatModel, tools: list[dict[str, Any]], tool_choice: Any)
         # bind_tools through a binding would drop the binding's own arguments.
         with_tools = with_tools.bind(**model.kwargs).with_config(model.config)
     return cast(ChatModel, with_tools)
+
+
+class StrongStreamDropped(RuntimeError):
+    """The strong model's stream failed after some of its tokens were streamed.
+
+    ``invoke`` would return the weak answer (``route="weak_fallback"``); a stream
+    cannot take back the strong tokens it already showed, so it ends with this
+    error instead of passing off the weak answer as their continuation.
+
+    Attributes:
+        fallback: The weak answer the cascade fell back to.
+    """
+
+    def __init__(self, fallback: AIMessage) -> None:
+        super().__init__(
+            "the strong model's stream dropped mid-answer; the weak answer is in .fallback"
+        )
+        self.fallback = fallback
 
 
 class _Relay:
@@ -115,12 +135,21 @@ class _Relay:
             yield from self._send(chunk)
 
     def on_state(self, state: dict[str, Any]) -> Iterator[ChatGenerationChunk]:
-        """Handle one item of the graph's ``values`` stream: release an accepted answer."""
+        """Handle one item of the graph's ``values`` stream: release a weak answer.
+
+        Raises:
+            StrongStreamDropped: If the strong model failed after some of its
+                tokens were streamed: they cannot be taken back.
+        """
         self.state = state
-        if state.get("route") == "weak" and not self.released:
-            self.released = True
-            for chunk in self.held:
-                yield from self._send(chunk)
+        route = state.get("route")
+        if route not in ("weak", "weak_fallback") or self.released:
+            return
+        if route == "weak_fallback" and (self.sent_content or self.sent_tool_calls):
+            raise StrongStreamDropped(CascadeTurn.from_state(state).final_message)
+        self.released = True
+        for chunk in self.held:
+            yield from self._send(chunk)
 
     def finish(self) -> ChatGenerationChunk:
         """The last chunk: what was not streamed, the usage and the cascade's metadata."""

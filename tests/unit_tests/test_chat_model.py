@@ -406,3 +406,39 @@ def test_the_call_configs_namespace_scopes_reads_and_writes(weak, strong, bank) 
 def test_per_call_tools_reuse_one_compiled_graph(weak, strong, bank) -> None:
     cascade = ChatInterCascade(weak=weak, strong=strong, bank=bank)
     assert cascade._graph_for(["STOP"], {}) is cascade._graph_for(["STOP"], {})
+
+
+class DroppingStream(ScriptedChatModel):
+    """A strong model whose connection drops after two streamed tokens."""
+
+    def _stream(self, messages, stop=None, run_manager=None, **kwargs):
+        chunks = super()._stream(messages, stop, run_manager, **kwargs)
+        yield next(chunks)
+        yield next(chunks)
+        raise ConnectionResetError("stream dropped")
+
+    def _generate(self, messages, stop=None, run_manager=None, **kwargs):
+        raise ConnectionResetError("connection dropped")
+
+
+def test_a_dropped_strong_stream_is_visible_and_invoke_falls_back(weak, bank) -> None:
+    from langchain_intercascade.chat_model import StrongStreamDropped
+
+    strong = DroppingStream(respond=strong_respond, model_name="strong-fake")
+    cascade = ChatInterCascade(weak=weak, strong=strong, bank=bank, max_retries=0)
+    message = cascade.invoke(APPLES)
+    assert message.response_metadata["route"] == "weak_fallback"
+    shown = []
+    with pytest.raises(StrongStreamDropped) as dropped:
+        for chunk in cascade.stream(APPLES):
+            shown.append(chunk.text)
+    assert "".join(shown) == "Multiply "  # the strong tokens that were shown, nothing more
+    assert dropped.value.fallback.text == message.text
+
+
+def test_a_strong_model_failing_before_its_first_token_streams_the_fallback(weak, bank) -> None:
+    strong = ScriptedChatModel(respond=strong_respond, fail_with=ConnectionError("down"))
+    cascade = ChatInterCascade(weak=weak, strong=strong, bank=bank, max_retries=0)
+    chunks = list(cascade.stream(APPLES))
+    assert "".join(c.text for c in chunks) == cascade.invoke(APPLES).text
+    assert chunks[-1].response_metadata["route"] == "weak_fallback"
