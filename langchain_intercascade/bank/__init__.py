@@ -16,8 +16,10 @@ Modules:
     persistence: Saved folders (manifest, JSONL records, ``.npy`` vectors) and
         JSON-lines export and import, written crash-safely.
     retriever: ``StrategyRetriever``, strategies as LangChain ``Document`` objects.
+    namespaces: ``run_namespace``, the namespace a run's config names.
 """
 
+from langchain_intercascade.bank.namespaces import NAMESPACE_KEY, run_namespace
 from langchain_intercascade.bank.persistence import FORMAT_VERSION
 from langchain_intercascade.bank.retriever import StrategyRetriever
 from langchain_intercascade.bank.strategy_bank import (
@@ -31,9 +33,11 @@ from langchain_intercascade.bank.strategy_bank import (
 __all__ = [
     "DEFAULT_NAMESPACE",
     "FORMAT_VERSION",
+    "NAMESPACE_KEY",
     "BankStats",
     "DedupPolicy",
     "SearchType",
     "StrategyBank",
     "StrategyRetriever",
+    "run_namespace",
 ]

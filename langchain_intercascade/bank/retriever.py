@@ -10,8 +10,11 @@ from langchain_core.callbacks import (
 )
 from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
+from langchain_core.runnables import RunnableConfig
 from pydantic import ConfigDict, Field
+from typing_extensions import override
 
+from langchain_intercascade.bank.namespaces import run_namespace
 from langchain_intercascade.bank.strategy_bank import DEFAULT_NAMESPACE, SearchType, StrategyBank
 from langchain_intercascade.strategies import RetrievedStrategy
 
@@ -26,7 +29,8 @@ class StrategyRetriever(BaseRetriever):
         bank: The bank to search.
         k: How many strategies to return (overridable per call: ``invoke(q, k=1)``).
         score_threshold: Drop strategies below this similarity.
-        namespace: The namespace to search.
+        namespace: The namespace to search, unless a call's
+            ``config["configurable"]["strategy_namespace"]`` names another.
         search_type: ``"similarity"`` or ``"mmr"`` (diverse strategies).
         lambda_mult: With MMR, 1 favours similarity and 0 diversity.
 
@@ -54,11 +58,27 @@ class StrategyRetriever(BaseRetriever):
     search_type: SearchType = "similarity"
     lambda_mult: float = Field(default=0.5, ge=0.0, le=1.0)
 
-    def _search_kwargs(self, k: int | None) -> dict[str, Any]:
+    @override
+    def invoke(
+        self, input: str, config: RunnableConfig | None = None, **kwargs: Any
+    ) -> list[Document]:
+        namespace = run_namespace(config, self.namespace)
+        return super().invoke(input, config, namespace=namespace, **kwargs)
+
+    @override
+    async def ainvoke(
+        self, input: str, config: RunnableConfig | None = None, **kwargs: Any
+    ) -> list[Document]:
+        namespace = run_namespace(config, self.namespace)
+        return await super().ainvoke(input, config, namespace=namespace, **kwargs)
+
+    def _search_kwargs(self, k: int | None, namespace: str | None) -> dict[str, Any]:
+        if k is not None and k < 1:
+            raise ValueError(f"k must be at least 1, got {k}")
         return {
-            "k": k or self.k,
+            "k": self.k if k is None else k,
             "score_threshold": self.score_threshold,
-            "namespace": self.namespace,
+            "namespace": namespace or self.namespace,
             "search_type": self.search_type,
             "lambda_mult": self.lambda_mult,
         }
@@ -69,8 +89,9 @@ class StrategyRetriever(BaseRetriever):
         *,
         run_manager: CallbackManagerForRetrieverRun,
         k: int | None = None,
+        namespace: str | None = None,
     ) -> list[Document]:
-        found = self.bank.search(query, **self._search_kwargs(k))
+        found = self.bank.search(query, **self._search_kwargs(k, namespace))
         return [_to_document(item) for item in found]
 
     async def _aget_relevant_documents(
@@ -79,8 +100,9 @@ class StrategyRetriever(BaseRetriever):
         *,
         run_manager: AsyncCallbackManagerForRetrieverRun,
         k: int | None = None,
+        namespace: str | None = None,
     ) -> list[Document]:
-        found = await self.bank.asearch(query, **self._search_kwargs(k))
+        found = await self.bank.asearch(query, **self._search_kwargs(k, namespace))
         return [_to_document(item) for item in found]
 
 

@@ -1,4 +1,4 @@
-"""What the cascade accepts as input, and the namespace a run reads and writes.
+"""What the cascade accepts as input (and, re-exported, the namespace a run uses).
 
 :func:`coerce_input` turns every supported input into ``{"messages": [...]}`` and
 rejects, with a ``ValueError`` that says what is wrong, input that would run the
@@ -12,13 +12,11 @@ from typing import Any
 
 from langchain_core.messages import BaseMessage, HumanMessage, convert_to_messages
 from langchain_core.prompt_values import PromptValue
-from langchain_core.runnables import RunnableConfig
 from langgraph.types import Command
 
-from langchain_intercascade.bank import DEFAULT_NAMESPACE
+from langchain_intercascade.bank.namespaces import NAMESPACE_KEY, run_namespace
 
-NAMESPACE_KEY = "strategy_namespace"
-"""The ``configurable`` key that scopes a run's strategy reads and writes."""
+__all__ = ["NAMESPACE_KEY", "coerce_input", "run_namespace"]
 
 
 def _messages(value: Any) -> list[BaseMessage]:
@@ -102,26 +100,3 @@ def coerce_input(value: Any, *, max_chars: int | None = None) -> Any:
         else {}
     )
     return {**rest, "messages": messages}
-
-
-def run_namespace(config: RunnableConfig) -> str:
-    """The strategy namespace of a run: ``configurable["strategy_namespace"]``.
-
-    Args:
-        config: The run's config.
-
-    Returns:
-        The namespace; the default one when the config names none.
-
-    Raises:
-        ValueError: If the configured namespace is not a non-empty string (a
-            mistyped tenant id must not fall back to a shared namespace).
-    """
-    namespace = (config.get("configurable") or {}).get(NAMESPACE_KEY)
-    if namespace is None:
-        return DEFAULT_NAMESPACE
-    if not isinstance(namespace, str) or not namespace.strip():
-        raise ValueError(
-            f"configurable[{NAMESPACE_KEY!r}] must be a non-empty string, got {namespace!r}"
-        )
-    return namespace

@@ -1,0 +1,34 @@
+"""Which bank namespace a run reads and writes: ``configurable["strategy_namespace"]``."""
+
+from __future__ import annotations
+
+from langchain_core.runnables import RunnableConfig
+
+from langchain_intercascade.bank.strategy_bank import DEFAULT_NAMESPACE
+
+NAMESPACE_KEY = "strategy_namespace"
+"""The ``configurable`` key that scopes a run's strategy reads and writes."""
+
+
+def run_namespace(config: RunnableConfig | None, default: str = DEFAULT_NAMESPACE) -> str:
+    """The strategy namespace of a run.
+
+    Args:
+        config: The run's config.
+        default: The namespace when the config names none.
+
+    Returns:
+        ``config["configurable"]["strategy_namespace"]``, else ``default``.
+
+    Raises:
+        ValueError: If the configured namespace is not a non-empty string (a
+            mistyped tenant id must not fall back to a shared namespace).
+    """
+    namespace = ((config or {}).get("configurable") or {}).get(NAMESPACE_KEY)
+    if namespace is None:
+        return default
+    if not isinstance(namespace, str) or not namespace.strip():
+        raise ValueError(
+            f"configurable[{NAMESPACE_KEY!r}] must be a non-empty string, got {namespace!r}"
+        )
+    return namespace
