@@ -41,6 +41,7 @@ from langchain_intercascade.graph import (
     create_intercascade,
     pick_answer,
 )
+from langchain_intercascade.guards import StrategyFilter
 from langchain_intercascade.judges import AutoJudge, BaseJudge, LogprobJudge
 from langchain_intercascade.options import CascadeOptions
 from langchain_intercascade.prompts import CascadePrompts
@@ -62,6 +63,7 @@ __all__ = [
     "LogprobJudge",
     "Strategy",
     "StrategyBank",
+    "StrategyFilter",
     "StrategyRetriever",
     "__version__",
     "build_intercascade_graph",

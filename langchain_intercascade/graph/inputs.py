@@ -16,6 +16,7 @@ from langchain_core.runnables import RunnableConfig
 from langgraph.types import Command
 
 from langchain_intercascade.bank import DEFAULT_NAMESPACE
+from langchain_intercascade.strategies import to_well_formed
 
 NAMESPACE_KEY = "strategy_namespace"
 """The ``configurable`` key that scopes a run's strategy reads and writes."""
@@ -115,7 +116,8 @@ def run_namespace(config: RunnableConfig) -> str:
 
     Raises:
         ValueError: If the configured namespace is not a non-empty string (a
-            mistyped tenant id must not fall back to a shared namespace).
+            mistyped tenant id must not fall back to a shared namespace), or holds
+            a lone surrogate (no strategy could be stored under it).
     """
     namespace = (config.get("configurable") or {}).get(NAMESPACE_KEY)
     if namespace is None:
@@ -124,4 +126,6 @@ def run_namespace(config: RunnableConfig) -> str:
         raise ValueError(
             f"configurable[{NAMESPACE_KEY!r}] must be a non-empty string, got {namespace!r}"
         )
+    if to_well_formed(namespace) != namespace:
+        raise ValueError(f"configurable[{NAMESPACE_KEY!r}] holds a lone surrogate: {namespace!r}")
     return namespace
