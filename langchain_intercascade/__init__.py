@@ -22,6 +22,8 @@ Package map (``ARCHITECTURE.md`` has the data flow of one turn):
 - ``models``: local GGUF chat models and embeddings, and the model download.
 - ``settings``, ``server``, ``cli``, ``demo``: configuration from the environment,
   the LangGraph server's graph factory, the ``intercascade`` command and its demo.
+- ``guards``: the filter a strategy passes before it is stored (no personal data, no
+  keys, no instructions).
 - ``testing``: scripted models and embeddings, and the scripted world they share.
 
 Everything public is importable from its module; the names below are the ones

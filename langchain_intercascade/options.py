@@ -40,8 +40,10 @@ from pydantic import (
 from langchain_intercascade.answers import AnswerExtractor, extract_number
 from langchain_intercascade.bank import SearchType
 from langchain_intercascade.calibration import OnlineRecalibrator, ThresholdCalibration
+from langchain_intercascade.guards import StrategyFilter
 from langchain_intercascade.judges import BaseJudge, as_judge
 from langchain_intercascade.prompts import CascadePrompts
+from langchain_intercascade.strategies import Strategy
 
 DistillMode = Literal["separate", "joint"]
 """``"separate"``: a second strong call writes the strategy; ``"joint"``: one call."""
@@ -95,7 +97,14 @@ class CascadeOptions(BaseModel):
         retrieval_query: Picks the retrieval text from the conversation; the
             default is the last user turn.
         store_source_query: Keep the query a strategy came from in its record;
-            False leaves it out for privacy.
+            False leaves it out for privacy. Either way, the strategies in a
+            turn's output never carry their source queries (other users' words);
+            the bank's own reads (``bank.get``, ``bank.search``) do.
+        strategy_filter: Screens each distilled strategy before it is stored:
+            returns why to reject it, or None to store it. A rejected strategy is
+            not stored, and the reason is in the turn's ``errors``. The default,
+            :class:`StrategyFilter`, rejects personal data, secrets, injected
+            instructions and overlong strategies; None stores every strategy.
         search_type: ``"similarity"`` shows the ``k`` most similar strategies;
             ``"mmr"`` shows diverse ones (maximal marginal relevance).
         strong_threshold: Opt-in two-threshold mode (Jung et al.): the strong answer
@@ -145,6 +154,9 @@ class CascadeOptions(BaseModel):
         last_user_turn
     )
     store_source_query: StrictBool = True
+    strategy_filter: Annotated[Callable[[Strategy], str | None] | None, Field(exclude=True)] = (
+        Field(default_factory=StrategyFilter)
+    )
     search_type: SearchType = "similarity"
     strong_threshold: _Number | None = Field(default=None, ge=0.0, le=1.0)
     strong_judge: Annotated[BaseJudge | None, Field(exclude=True)] = None

@@ -11,10 +11,42 @@ import hashlib
 import json
 import re
 from datetime import datetime, timezone
-from typing import Any
+from typing import Annotated, Any
 
 from langchain_core.utils.json import parse_partial_json
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
+
+
+def to_well_formed(text: str) -> str:
+    r"""Text that encodes as UTF-8: each lone surrogate becomes U+FFFD.
+
+    ASCII JSON, such as a model's reply, can carry a lone surrogate (the escape
+    ``\ud83d``), which no UTF-8 encoder accepts: such text could not be hashed,
+    embedded or saved. A surrogate pair split into two code points is joined.
+
+    Args:
+        text: Any text.
+
+    Returns:
+        The text, well-formed.
+
+    Example:
+        ```python
+        from langchain_intercascade.strategies import to_well_formed
+
+        assert to_well_formed("ok \ud83d") == "ok \ufffd"
+        assert to_well_formed("ok \ud83d\ude00") == "ok \U0001f600"
+        ```
+    """
+    return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+
+
+def _well_formed(value: Any) -> Any:
+    return to_well_formed(value) if isinstance(value, str) else value
+
+
+WellFormedStr = Annotated[str, BeforeValidator(_well_formed)]
+"""A ``str`` field whose lone surrogates are replaced on validation."""
 
 
 class Strategy(BaseModel):
@@ -24,15 +56,15 @@ class Strategy(BaseModel):
     helps the weak model on the next problem of the same kind.
     """
 
-    title: str = Field(description="A short name for the kind of problem and method.")
-    applies_when: str = Field(
+    title: WellFormedStr = Field(description="A short name for the kind of problem and method.")
+    applies_when: WellFormedStr = Field(
         description="When the strategy applies: the shape of problem it solves."
     )
-    steps: list[str] = Field(
+    steps: list[WellFormedStr] = Field(
         description="The method as ordered, general steps, with named quantities "
         "instead of the solved problem's numbers."
     )
-    pitfalls: list[str] = Field(
+    pitfalls: list[WellFormedStr] = Field(
         default_factory=list, description="Mistakes to avoid with this kind of problem."
     )
 
@@ -77,11 +109,11 @@ class StrategyRecord(BaseModel):
     id: str = Field(description="Content hash of namespace and strategy text, as first stored.")
     strategy: Strategy
     namespace: str = Field(default="default", min_length=1)
-    source_query: str | None = Field(
+    source_query: WellFormedStr | None = Field(
         default=None,
         description="The query it was distilled from; None to keep it private.",
     )
-    model: str | None = Field(default=None, description="The model that wrote it.")
+    model: WellFormedStr | None = Field(default=None, description="The model that wrote it.")
     created_at: datetime = Field(default_factory=lambda: datetime.now(timezone.utc))
     last_used_at: datetime | None = Field(
         default=None, description="When the cascade last acted on it after retrieving it."
@@ -98,6 +130,14 @@ class StrategyRecord(BaseModel):
     variants: int = Field(
         default=0, ge=0, description="Near-duplicate strategies merged into this one."
     )
+
+    @field_validator("namespace")
+    @classmethod
+    def _namespace_well_formed(cls, value: str) -> str:
+        # Rejected, not repaired: two broken tenant names must not become one.
+        if to_well_formed(value) != value:
+            raise ValueError("must not hold lone surrogates")
+        return value
 
     @field_validator("created_at", "last_used_at")
     @classmethod
@@ -139,6 +179,14 @@ class StrategyRecord(BaseModel):
     def text(self) -> str:
         """The strategy's text, as shown to the weak model."""
         return self.strategy.to_text()
+
+    def without_source_query(self) -> StrategyRecord:
+        """A copy to show outside the bank, whose source query (a user's words) is left out.
+
+        Returns:
+            The record without ``source_query``.
+        """
+        return self if self.source_query is None else self.model_copy(update={"source_query": None})
 
     @property
     def key_text(self) -> str:

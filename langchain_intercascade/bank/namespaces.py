@@ -5,6 +5,7 @@ from __future__ import annotations
 from langchain_core.runnables import RunnableConfig
 
 from langchain_intercascade.bank.strategy_bank import DEFAULT_NAMESPACE
+from langchain_intercascade.strategies import to_well_formed
 
 NAMESPACE_KEY = "strategy_namespace"
 """The ``configurable`` key that scopes a run's strategy reads and writes."""
@@ -22,7 +23,8 @@ def run_namespace(config: RunnableConfig | None, default: str = DEFAULT_NAMESPAC
 
     Raises:
         ValueError: If the configured namespace is not a non-empty string (a
-            mistyped tenant id must not fall back to a shared namespace).
+            mistyped tenant id must not fall back to a shared namespace), or holds
+            a lone surrogate (no strategy could be stored under it).
     """
     namespace = ((config or {}).get("configurable") or {}).get(NAMESPACE_KEY)
     if namespace is None:
@@ -31,4 +33,6 @@ def run_namespace(config: RunnableConfig | None, default: str = DEFAULT_NAMESPAC
         raise ValueError(
             f"configurable[{NAMESPACE_KEY!r}] must be a non-empty string, got {namespace!r}"
         )
+    if to_well_formed(namespace) != namespace:
+        raise ValueError(f"configurable[{NAMESPACE_KEY!r}] holds a lone surrogate: {namespace!r}")
     return namespace

@@ -3,7 +3,8 @@
 ``separate`` mode asks the strong model for the strategy in a second call, with
 structured output where the model supports it and a text parse where it does not
 or where the provider refuses it at call time; ``joint`` mode reads the strategy
-block the strong answer carried. Everything here is contained: the user's answer
+block the strong answer carried. The ``strategy_filter`` option screens the
+strategy before it is stored. Everything here is contained: the user's answer
 already exists and never depends on a strategy being stored.
 """
 
@@ -18,6 +19,7 @@ from langchain_intercascade.costs import Usage, record_usage
 from langchain_intercascade.graph.context import CascadeContext, contained
 from langchain_intercascade.graph.inputs import run_namespace
 from langchain_intercascade.graph.state import InterCascadeState
+from langchain_intercascade.guards import StrategyRejected
 from langchain_intercascade.strategies import Strategy, StrategyRecord, parse_strategy
 
 
@@ -50,6 +52,10 @@ class DistillStrategy:
     def _record(
         self, state: InterCascadeState, config: RunnableConfig, strategy: Strategy
     ) -> StrategyRecord:
+        screen = self.context.options.strategy_filter
+        reason = screen(strategy) if screen is not None else None
+        if reason is not None:
+            raise StrategyRejected(reason)
         return StrategyRecord.create(
             strategy,
             namespace=run_namespace(config),
@@ -84,7 +90,8 @@ class DistillStrategy:
             stored = self.context.bank.add(record)
         except Exception as exc:  # the user's answer stands without a strategy
             return {"usage": usage, "errors": [contained("distill_strategy", exc)]}
-        return {"usage": usage, "new_strategy": stored}
+        # The stored record may be another user's that this one merged into.
+        return {"usage": usage, "new_strategy": stored.without_source_query()}
 
     async def acall(self, state: InterCascadeState, config: RunnableConfig) -> dict[str, Any]:
         """Async :meth:`__call__`."""
@@ -102,7 +109,7 @@ class DistillStrategy:
             stored = await self.context.bank.aadd(record)
         except Exception as exc:
             return {"usage": usage, "errors": [contained("distill_strategy", exc)]}
-        return {"usage": usage, "new_strategy": stored}
+        return {"usage": usage, "new_strategy": stored.without_source_query()}
 
     def _distill(
         self, state: InterCascadeState, config: RunnableConfig

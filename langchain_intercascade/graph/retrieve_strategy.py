@@ -2,7 +2,8 @@
 
 The first node of every turn: it also resets the per-turn keys, since with a
 checkpointer the previous turn's values persist. A failing bank or embedder is
-contained: the turn goes on without strategies.
+contained: the turn goes on without strategies. The strategies found enter the
+state without their source queries: those are other users' words.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from langgraph.types import Overwrite
 from langchain_intercascade.graph.context import CascadeContext, contained
 from langchain_intercascade.graph.inputs import run_namespace
 from langchain_intercascade.graph.state import InterCascadeState
-from langchain_intercascade.strategies import RetrievedStrategy
+from langchain_intercascade.strategies import RetrievedStrategy, to_well_formed
 
 
 class RetrieveStrategy:
@@ -27,7 +28,8 @@ class RetrieveStrategy:
     def _search_args(self, state: InterCascadeState, config: RunnableConfig) -> dict[str, Any]:
         options = self.context.options
         return {
-            "query": options.retrieval_query(state.get("messages", [])),
+            # Well-formed, so that the embedder and the stored record can encode it.
+            "query": to_well_formed(options.retrieval_query(state.get("messages", []))),
             "k": options.k,
             "score_threshold": options.score_threshold,
             "namespace": run_namespace(config),
@@ -38,7 +40,9 @@ class RetrieveStrategy:
     def _turn(query: str, found: list[RetrievedStrategy], errors: list[str]) -> dict[str, Any]:
         return {
             "query": query,
-            "strategies": found,
+            "strategies": [
+                s.model_copy(update={"record": s.record.without_source_query()}) for s in found
+            ],
             "weak_message": None,
             "route": None,
             "strong_confidence": None,

@@ -45,7 +45,8 @@ def _examples() -> list[pytest.param]:
     examples = []
     for module in _modules():
         for where, obj in _documented(module):
-            doc = inspect.getdoc(obj) or ""
+            # Its own docstring only: an inherited one is documented where it is defined.
+            doc = inspect.cleandoc(getattr(obj, "__doc__", None) or "")
             for i, block in enumerate(_BLOCK.findall(doc)):
                 examples.append(pytest.param(textwrap.dedent(block), id=f"{where}#{i}"))
     return examples
