@@ -89,6 +89,11 @@ class CascadeOptions(BaseModel):
         score_threshold: Show only strategies at least this similar to the query
             (cosine similarity, in [-1, 1]); None shows the top ``k``.
         distill: Distill and store a strategy after each strong answer.
+        distill_in_background: Distill after the answer is returned, on a worker
+            thread, so a deferred query costs the user one strong call's latency,
+            not two. The turn's output then has no ``new_strategy`` and its
+            ``usage`` no distillation tokens:
+            :meth:`InterCascadeGraph.wait_for_distillations` returns them.
         distill_mode: ``"separate"`` asks the strong model for the strategy in a
             second call; ``"joint"`` gets answer and strategy from one strong call
             and strips the strategy from the user's answer (its block is then part
@@ -146,6 +151,7 @@ class CascadeOptions(BaseModel):
     k: StrictInt = Field(default=2, ge=1)
     score_threshold: _Number | None = Field(default=0.5, ge=-1.0, le=1.0)
     distill: StrictBool = True
+    distill_in_background: StrictBool = False
     distill_mode: DistillMode = "separate"
     prompts: Annotated[CascadePrompts, Field(exclude=True, repr=False)] = Field(
         default_factory=CascadePrompts

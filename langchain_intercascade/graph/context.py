@@ -11,6 +11,7 @@ from langchain_core.runnables import Runnable, RunnableBinding, RunnableConfig
 from langchain_core.runnables.config import merge_configs
 
 from langchain_intercascade.bank import StrategyBank
+from langchain_intercascade.graph.background import BackgroundDistillations
 from langchain_intercascade.graph.calls import acall_model, call_model
 from langchain_intercascade.judges import AutoJudge, BaseJudge, ChatModel, VerbalizedJudge
 from langchain_intercascade.options import CascadeOptions
@@ -87,6 +88,8 @@ class CascadeContext:
         distiller: The strong model with structured output for strategies, or
             None when it has no tool calling (strategies are then parsed from text).
         strong_name: The strong model's name, stored with each strategy.
+        background: Where distillations run after the answer, when
+            ``distill_in_background`` is set.
     """
 
     weak: ChatModel
@@ -97,6 +100,7 @@ class CascadeContext:
     strong_judge: BaseJudge | None = field(init=False)
     distiller: Runnable[Any, Any] | None = field(init=False)
     strong_name: str = field(init=False)
+    background: BackgroundDistillations | None = field(init=False)
 
     def __post_init__(self) -> None:
         weak_model, strong_model = unbound(self.weak, "weak"), unbound(self.strong, "strong")
@@ -124,6 +128,8 @@ class CascadeContext:
         object.__setattr__(self, "strong_judge", strong_judge)
         object.__setattr__(self, "distiller", distiller)
         object.__setattr__(self, "strong_name", model_name(strong_model))
+        background = self.distilling and self.options.distill_in_background
+        object.__setattr__(self, "background", BackgroundDistillations() if background else None)
 
     @property
     def distilling(self) -> bool:

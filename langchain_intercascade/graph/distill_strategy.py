@@ -75,9 +75,16 @@ class DistillStrategy:
         return parse_strategy(text)
 
     def __call__(self, state: InterCascadeState, config: RunnableConfig) -> dict[str, Any]:
-        """Distill and store a strategy; failures go to ``errors``."""
+        """Distill and store a strategy (or queue it); failures go to ``errors``."""
         if not self._worth_distilling(state):
             return {}
+        if self.context.background is not None:
+            self.context.background.submit(self.distill, dict(state), config)
+            return {}
+        return self.distill(state, config)
+
+    def distill(self, state: InterCascadeState, config: RunnableConfig) -> dict[str, Any]:
+        """Distill and store a strategy now; failures go to ``errors``."""
         usage: Usage = {}
         try:
             if self.context.options.distill_mode == "joint":
@@ -96,6 +103,9 @@ class DistillStrategy:
     async def acall(self, state: InterCascadeState, config: RunnableConfig) -> dict[str, Any]:
         """Async :meth:`__call__`."""
         if not self._worth_distilling(state):
+            return {}
+        if self.context.background is not None:  # a worker thread outlives the event loop
+            self.context.background.submit(self.distill, dict(state), config)
             return {}
         usage: Usage = {}
         try:

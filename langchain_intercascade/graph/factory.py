@@ -43,12 +43,31 @@ class InterCascadeGraph(CompiledStateGraph):  # type: ignore[type-arg]
     run through.
 
     Attributes:
-        options: The cascade's options.
+        context: The models, bank, judges and options its nodes share.
     """
 
-    def __init__(self, *, options: CascadeOptions, **kwargs: Any) -> None:
+    def __init__(self, *, context: CascadeContext, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.options = options
+        self.context = context
+
+    @property
+    def options(self) -> CascadeOptions:
+        """The cascade's options."""
+        return self.context.options
+
+    def wait_for_distillations(self, timeout: float | None = None) -> list[dict[str, Any]]:
+        """Wait for distillations still running after their answers (``distill_in_background``).
+
+        Args:
+            timeout: Seconds to wait at most; None waits for all.
+
+        Returns:
+            The updates of the distillations finished since the last call (each with
+            ``usage``, and ``new_strategy`` or ``errors``); empty when distillation
+            runs in the turn.
+        """
+        background = self.context.background
+        return background.wait(timeout) if background is not None else []
 
     @override
     def stream(  # noqa: A002
@@ -184,4 +203,4 @@ def create_intercascade(
     context = _context(weak, strong, bank, options, option_values)
     compiled = _wire(context).compile(checkpointer=checkpointer, store=store, name=name)
     # The same compiled graph, built as the subclass that coerces input (as copy() does).
-    return InterCascadeGraph(options=context.options, **vars(compiled))
+    return InterCascadeGraph(context=context, **vars(compiled))

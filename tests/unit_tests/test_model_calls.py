@@ -82,3 +82,40 @@ def test_a_rate_limited_weak_model_raises_instead_of_paying_the_strong_one(stron
 def test_timeouts_must_be_positive(weak, strong, bank):
     with pytest.raises(ValueError, match="weak_timeout"):
         create_intercascade(weak, strong, bank=bank, weak_timeout=0)
+
+
+def _slow(respond, seconds: float):
+    def reply(messages):
+        time.sleep(seconds)
+        return respond(messages)
+
+    return reply
+
+
+@pytest.mark.parametrize("run", ["sync", "async"])
+async def test_background_distillation_returns_the_answer_first(weak, bank, run):
+    strong = ScriptedChatModel(respond=_slow(strong_respond, 0.3), model_name="strong-fake")
+    cascade = create_intercascade(weak, strong, bank=bank, distill_in_background=True)
+    started = time.monotonic()
+    out = cascade.invoke(APPLES) if run == "sync" else await cascade.ainvoke(APPLES)
+    answered = time.monotonic() - started
+    assert out["route"] == "strong" and out["new_strategy"] is None
+    assert answered < 0.55  # one strong call, not two
+    (update,) = cascade.wait_for_distillations()
+    assert update["new_strategy"].strategy.title == "Total from equal groups"
+    assert update["usage"]["strong"]["distill"]["total_tokens"] > 0
+    assert len(bank) == 1 and cascade.wait_for_distillations() == []
+
+
+def test_a_failing_background_distillation_never_touches_the_answer(weak, bank):
+    def fail_to_distill(messages):
+        if "Problem:" in messages[-1].text:
+            raise RuntimeError("distiller down")
+        return strong_respond(messages)
+
+    strong = ScriptedChatModel(respond=fail_to_distill, supports_tools=False)
+    cascade = create_intercascade(weak, strong, bank=bank, distill_in_background=True)
+    out = cascade.invoke(APPLES)
+    assert out["answer"].endswith("the total is 12.") and out["errors"] == []
+    (update,) = cascade.wait_for_distillations()
+    assert any("distiller down" in e for e in update["errors"]) and len(bank) == 0
