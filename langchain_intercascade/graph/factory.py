@@ -10,7 +10,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
-from langchain_core.runnables import RunnableConfig, RunnableLambda
+from langchain_core.runnables import RunnableConfig
+from langgraph._internal._runnable import RunnableCallable
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.store.base import BaseStore
@@ -109,7 +110,9 @@ def _wire(context: CascadeContext) -> StateGraph:  # type: ignore[type-arg]
     ):
         if name == "distill_strategy" and not context.distilling:
             continue
-        graph.add_node(name, RunnableLambda(node.__call__, node.acall, name=name))
+        # LangGraph's own node wrapper: one traced run per node (a RunnableLambda adds a
+        # second), and a native async path (a plain function would run in a thread).
+        graph.add_node(name, RunnableCallable(node.__call__, node.acall, name=name, trace=False))
     graph.add_edge(START, "retrieve_strategy")
     graph.add_edge("retrieve_strategy", "weak_answer")
     graph.add_edge("weak_answer", "confidence_judge")

@@ -1,0 +1,120 @@
+"""The cascade's orchestration overhead against a bare LangGraph graph of the same shape.
+
+Both run the same instant scripted weak model; the cascade's judge accepts every
+answer (an accepted pass: retrieve, weak answer, judge). A second table runs 64
+concurrent ``ainvoke`` calls against models that sleep 50 ms, and compares each
+graph's concurrency ratio (64 queries' wall time / one query's). Rounds are
+interleaved; medians are reported.
+
+Usage: python benchmarks/orchestration/overhead.py [--rounds 5] [--n 200]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+from langchain_core.messages import AIMessage
+from langgraph.graph import END, START, MessagesState, StateGraph
+
+from langchain_intercascade import create_intercascade
+from langchain_intercascade.testing import ScriptedChatModel
+
+
+class Sleeping(ScriptedChatModel):
+    """A scripted model whose async calls take ``delay`` seconds."""
+
+    delay: float = 0.0
+
+    async def _agenerate(self, messages, stop=None, run_manager=None, **kwargs):
+        await asyncio.sleep(self.delay)
+        return self._generate(messages, stop, run_manager, **kwargs)
+
+
+def bare_graph(weak: ScriptedChatModel) -> Any:
+    def retrieve(state: MessagesState) -> dict[str, Any]:
+        return {}
+
+    def answer(state: MessagesState) -> dict[str, Any]:
+        return {"messages": [weak.invoke(state["messages"])]}
+
+    async def aanswer(state: MessagesState) -> dict[str, Any]:
+        return {"messages": [await weak.ainvoke(state["messages"])]}
+
+    def judge(state: MessagesState) -> dict[str, Any]:
+        return {}
+
+    from langgraph._internal._runnable import RunnableCallable
+
+    graph = StateGraph(MessagesState)
+    graph.add_node("retrieve", retrieve)
+    graph.add_node("answer", RunnableCallable(answer, aanswer, trace=False))
+    graph.add_node("judge", judge)
+    graph.add_edge(START, "retrieve")
+    graph.add_edge("retrieve", "answer")
+    graph.add_edge("answer", "judge")
+    graph.add_edge("judge", END)
+    return graph.compile()
+
+
+def graphs(delay: float) -> dict[str, Any]:
+    weak = Sleeping(respond=lambda m: "Paris.", logprob=-0.01, delay=delay)
+    strong = Sleeping(respond=lambda m: "Paris.", delay=delay)
+    cascade = create_intercascade(weak, strong, bank=None)  # the default judge reads logprobs
+    return {"bare graph": bare_graph(weak), "cascade": cascade}
+
+
+def per_pass(graph: Any, n: int) -> float:
+    value = {"messages": [("human", "What is the capital of France?")]}
+    started = time.perf_counter()
+    for _ in range(n):
+        out = graph.invoke(value)
+        assert isinstance(out["messages"][-1], AIMessage)
+    return (time.perf_counter() - started) / n
+
+
+async def concurrency_ratio(graph: Any, queries: int) -> float:
+    value = {"messages": [("human", "What is the capital of France?")]}
+    started = time.perf_counter()
+    await graph.ainvoke(value)
+    one = time.perf_counter() - started
+    started = time.perf_counter()
+    await asyncio.gather(*(graph.ainvoke(value) for _ in range(queries)))
+    return (time.perf_counter() - started) / one
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--n", type=int, default=200)
+    parser.add_argument("--queries", type=int, default=64)
+    parser.add_argument("--out", default=str(Path(__file__).with_suffix(".json")))
+    args = parser.parse_args()
+    instant, sleeping = graphs(0.0), graphs(0.05)
+    passes: dict[str, list[float]] = {name: [] for name in instant}
+    ratios: dict[str, list[float]] = {name: [] for name in sleeping}
+    for _ in range(args.rounds):
+        for name, graph in instant.items():
+            passes[name].append(per_pass(graph, args.n))
+        for name, graph in sleeping.items():
+            ratios[name].append(asyncio.run(concurrency_ratio(graph, args.queries)))
+    pass_ms = {k: 1000 * statistics.median(v) for k, v in passes.items()}
+    ratio = {k: statistics.median(v) for k, v in ratios.items()}
+    print("| graph | accepted pass (ms) | 64 concurrent / one query |")
+    print("|---|---|---|")
+    for name in pass_ms:
+        print(f"| {name} | {pass_ms[name]:.2f} | {ratio[name]:.2f} |")
+    overhead = pass_ms["cascade"] / pass_ms["bare graph"]
+    concurrency = ratio["cascade"] / ratio["bare graph"]
+    print(f"\ncascade / bare: pass {overhead:.2f}x, concurrency ratio {concurrency:.2f}x")
+    result = {"pass_ms": pass_ms, "concurrency_ratio": ratio, "pass_overhead": overhead}
+    Path(args.out).write_text(json.dumps({**result, "concurrency_overhead": concurrency}) + "\n")
+
+
+if __name__ == "__main__":
+    main()
