@@ -9,6 +9,8 @@ Package map (``ARCHITECTURE.md`` has the data flow of one turn):
 - ``options``: :class:`CascadeOptions`, every cascade option in one place.
 - ``graph``: the LangGraph state machine, one module per node, and its factories.
 - ``chat_model``: :class:`ChatInterCascade`, the cascade as a LangChain chat model.
+- ``middleware``: ``InterCascadeMiddleware``, the cascade in a LangChain v1 agent
+  (``create_agent``), learning per task (the ``agents`` extra).
 - ``bank``: the strategy bank, its backends, persistence and retriever.
 - ``strategies``: what a strategy is, and how one is parsed from text.
 - ``prompts``: the cascade's own prompts.

@@ -6,7 +6,8 @@ logprobs like ``ChatOpenAI(logprobs=True)``, streams token by token and supports
 tool calling (hence ``with_structured_output``). :class:`BagOfWordsEmbeddings`
 is a deterministic embedding under which texts sharing words are similar.
 :func:`fake_models` builds the one scripted world that tests, the server's
-``--fake`` mode, the demo and the notebooks share.
+``--fake`` mode, the demo and the notebooks share; :func:`fake_agent_models` is
+the same world for tool-calling agents, with the :data:`multiply` tool.
 """
 
 from __future__ import annotations
@@ -28,11 +29,13 @@ from langchain_core.messages import (
     BaseMessage,
     HumanMessage,
     SystemMessage,
+    ToolMessage,
     get_buffer_string,
 )
 from langchain_core.messages.ai import UsageMetadata
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from langchain_core.runnables import Runnable
+from langchain_core.tools import tool
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import Field
 from typing_extensions import override
@@ -329,4 +332,75 @@ def fake_models() -> tuple[ScriptedChatModel, ScriptedChatModel, BagOfWordsEmbed
     """
     weak = ScriptedChatModel(respond=weak_respond, logprob=weak_logprob, model_name="weak-fake")
     strong = ScriptedChatModel(respond=strong_respond, model_name="strong-fake")
+    return weak, strong, BagOfWordsEmbeddings()
+
+
+# -- the scripted world for tool-calling agents -----------------------------------
+
+
+@tool
+def multiply(a: int, b: int) -> int:
+    """Multiply two integers."""
+    return a * b
+
+
+def _multiply_call(a: int, b: int, text: str) -> AIMessage:
+    call = {"name": "multiply", "args": {"a": a, "b": b}, "id": f"call_multiply_{a}_{b}"}
+    return AIMessage(content=text, tool_calls=[call])
+
+
+def weak_agent_respond(messages: list[BaseMessage]) -> str | AIMessage:
+    """The scripted weak agent model: uses ``multiply`` only when shown a strategy.
+
+    On an equal-groups problem with a strategy it calls ``multiply`` (saying so,
+    so its reply has tokens to score); unaided it answers at once like
+    :func:`weak_respond`, adding the numbers. After a tool result it states it.
+    """
+    if isinstance(messages[-1], ToolMessage):
+        return f"The total is {messages[-1].text}."
+    pair = _equal_groups(_last_human(messages))
+    if pair is not None and _has_strategy(messages):
+        return _multiply_call(*pair, "Multiply the groups by the items in each.")
+    return weak_respond(messages)
+
+
+def strong_agent_respond(messages: list[BaseMessage]) -> str | AIMessage:
+    """The scripted strong agent model: calls ``multiply``, then states the result.
+
+    It answers other questions, and distills, like :func:`strong_respond`.
+    """
+    if isinstance(messages[-1], ToolMessage):
+        return f"The total is {messages[-1].text}."
+    question = _last_human(messages)
+    pair = _equal_groups(question)
+    if pair is None or question.startswith("Problem:"):  # the distillation prompt
+        return strong_respond(messages)
+    return _multiply_call(*pair, "")
+
+
+def fake_agent_models() -> tuple[ScriptedChatModel, ScriptedChatModel, BagOfWordsEmbeddings]:
+    """The scripted world of :func:`fake_models` for agents with the :data:`multiply` tool.
+
+    On equal-groups problems the strong model calls ``multiply`` and then states
+    the result. The weak model, unaided, answers at once by adding the numbers,
+    with low token probability; shown a strategy, it calls ``multiply`` and then
+    states the result, confidently (:func:`weak_logprob`).
+
+    Returns:
+        The weak model, the strong model and bag-of-words embeddings.
+
+    Example:
+        ```python
+        from langchain_intercascade.testing import fake_agent_models
+
+        weak, strong, embeddings = fake_agent_models()
+        reply = strong.invoke("3 boxes with 4 pens in each box?")
+        assert reply.tool_calls[0]["args"] == {"a": 3, "b": 4}
+        assert weak.invoke("3 boxes with 4 pens in each box?").text == "The total is 7."
+        ```
+    """
+    weak = ScriptedChatModel(
+        respond=weak_agent_respond, logprob=weak_logprob, model_name="weak-fake"
+    )
+    strong = ScriptedChatModel(respond=strong_agent_respond, model_name="strong-fake")
     return weak, strong, BagOfWordsEmbeddings()
