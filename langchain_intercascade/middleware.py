@@ -32,11 +32,12 @@ from typing_extensions import NotRequired, TypedDict, override
 from langchain_intercascade.bank import StrategyBank
 from langchain_intercascade.costs import Usage, merge_usage, record_usage
 from langchain_intercascade.graph.confidence_judge import ConfidenceJudge
-from langchain_intercascade.graph.context import CascadeContext, ChatModel, contained, unbound
+from langchain_intercascade.graph.context import CascadeContext, contained, unbound
 from langchain_intercascade.graph.distill_strategy import DistillStrategy
 from langchain_intercascade.graph.retrieve_strategy import RetrieveStrategy
 from langchain_intercascade.graph.state import InterCascadeState, Route
 from langchain_intercascade.graph.weak_answer import weak_prompt
+from langchain_intercascade.judges import ChatModel
 from langchain_intercascade.options import CascadeOptions, resolve_options
 from langchain_intercascade.strategies import RetrievedStrategy
 
