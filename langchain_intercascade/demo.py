@@ -72,7 +72,8 @@ def run_demo(
 
     Yields:
         Rows with the question, route, confidence, threshold, strategies used,
-        the new strategy's title, the answer's last line and whether it is right.
+        the new strategy's title, the answer's last line, the final number read
+        from the answer (None when it holds none) and whether it is right.
     """
     for problem in demo_problems()[:limit]:
         turn = CascadeTurn.from_state(
@@ -87,6 +88,7 @@ def run_demo(
             "strategies": [(s.record.strategy.title, s.score) for s in turn.strategies],
             "new_strategy": turn.new_strategy.strategy.title if turn.new_strategy else None,
             "answer": turn.answer.strip().splitlines()[-1] if turn.answer.strip() else "",
+            "final": predicted,
             "correct": predicted is not None and numbers_equal(predicted, str(problem.answer)),
             "bank_size": len(bank),
             "errors": turn.errors,

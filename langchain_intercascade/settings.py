@@ -6,7 +6,9 @@
 them are the fields of :class:`~langchain_intercascade.options.CascadeOptions`
 that have a text form (``threshold``, ``k``, ``score_threshold``, ``distill``,
 ``distill_mode``, ``store_source_query``, ``search_type``, ``strong_threshold``,
-``max_input_chars``):
+``max_input_chars``), and ``calibration``, a JSON file written by
+``intercascade calibrate`` (a :class:`~langchain_intercascade.calibration.ThresholdCalibration`)
+that sets ``threshold``:
 
 =============================== ===========================================
 ``INTERCASCADE_WEAK_MODEL``     weak model: a GGUF file or ``module:attribute``
@@ -14,6 +16,7 @@ that have a text form (``threshold``, ``k``, ``score_threshold``, ``distill``,
 ``INTERCASCADE_FAKE``           ``1``: scripted models, no files needed
 ``INTERCASCADE_BANK_DIR``       folder the strategy bank is loaded from and saved to
 ``INTERCASCADE_MAX_TOKENS``     generation cap of local GGUF models
+``INTERCASCADE_CALIBRATION``    calibration file whose threshold the cascade uses
 ``INTERCASCADE_<OPTION>``       any text-form cascade option, e.g. ``INTERCASCADE_K=3``
 =============================== ===========================================
 
@@ -34,6 +37,7 @@ from langchain_core.language_models import BaseChatModel
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from langchain_intercascade.bank import StrategyBank
+from langchain_intercascade.calibration import ThresholdCalibration
 from langchain_intercascade.options import CascadeOptions, fold_options
 from langchain_intercascade.testing import BagOfWordsEmbeddings, fake_models
 
@@ -53,7 +57,10 @@ class CascadeSettings(BaseModel):
     """Everything needed to build a served or command-line cascade.
 
     Option fields of :class:`CascadeOptions` may be given flat
-    (``CascadeSettings(threshold=0.7)``); they are kept in :attr:`options`.
+    (``CascadeSettings(threshold=0.7)``); they are kept in :attr:`options`. So may
+    ``calibration``, the path of a :class:`ThresholdCalibration` saved as JSON
+    (by ``intercascade calibrate``): it is read into ``options.threshold``, and
+    cannot be given together with ``threshold``.
 
     Attributes:
         weak_model: The weak model: a GGUF file, or ``module:attribute`` naming a
@@ -78,7 +85,7 @@ class CascadeSettings(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _gather_options(cls, data: Any) -> Any:
-        return fold_options(data)
+        return fold_options(_read_calibration(data))
 
     def given(self) -> dict[str, Any]:
         """The fields set explicitly, flat (options included), for layering sources."""
@@ -109,7 +116,7 @@ class CascadeSettings(BaseModel):
 
         try:
             options = CascadeOptions.model_validate_strings(read(TEXT_OPTIONS))
-            own = read(name for name in cls.model_fields if name != "options")
+            own = read([*(n for n in cls.model_fields if n != "options"), "calibration"])
             return cls.model_validate({**own, **options.model_dump(exclude_unset=True)})
         except ValidationError as exc:
             raise ConfigurationError(f"invalid {ENV_PREFIX}* settings: {exc}") from exc
@@ -211,6 +218,25 @@ class CascadeSettings(BaseModel):
             return StrategyBank.load(self.bank_dir, embeddings=embeddings)
         except (FileNotFoundError, ValueError) as exc:
             raise ConfigurationError(f"cannot load the bank: {exc}") from exc
+
+
+def _read_calibration(data: Any) -> Any:
+    """Replace a ``calibration`` file among the settings by the threshold it holds."""
+    if not isinstance(data, dict) or "calibration" not in data:
+        return data
+    rest = {key: value for key, value in data.items() if key != "calibration"}
+    if data["calibration"] is None:
+        return rest
+    if rest.get("threshold") is not None:
+        raise ValueError("give a threshold or a calibration, not both")
+    path = Path(data["calibration"])
+    try:
+        threshold = ThresholdCalibration.model_validate_json(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ValueError(f"cannot read the calibration file {path}: {exc}") from exc
+    except ValidationError as exc:
+        raise ValueError(f"{path} is not a threshold calibration: {exc}") from exc
+    return {**rest, "threshold": threshold}
 
 
 def _import_model(spec: str) -> BaseChatModel:

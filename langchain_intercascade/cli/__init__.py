@@ -15,15 +15,21 @@ Module map:
 - ``models``: the ``models`` sub-commands (``pull``, ``list``).
 - ``bank``: the ``bank`` sub-commands (``ls``, ``search``, ``stats``,
   ``export``, ``import``, ``rm``).
+- ``calibrate``: the ``calibrate`` command.
 - ``demo``: the ``demo`` command.
+- ``doctor``: the ``doctor`` command.
 
-This package builds the typer ``app`` from them; the console script is
-``langchain_intercascade.cli:app``.
+This package builds the typer ``app`` from them (and its ``--version``); the
+console script is ``langchain_intercascade.cli:app``.
 """
+
+from typing import Annotated
 
 import typer
 
-from langchain_intercascade.cli import answer, bank, demo, evaluate, models
+from langchain_intercascade import __version__
+from langchain_intercascade.cli import answer, bank, calibrate, demo, doctor, evaluate, models
+from langchain_intercascade.cli.shared import FLAG
 
 __all__ = ["app"]
 
@@ -31,10 +37,36 @@ app = typer.Typer(
     help="Interactive LLM cascades: a weak model that learns from a strong one.",
     no_args_is_help=True,
 )
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        print(f"intercascade {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            metavar=FLAG,
+            callback=_print_version,
+            is_eager=True,
+            help="Print the version and exit.",
+        ),
+    ] = False,
+) -> None:
+    pass
+
+
 # Registered here, in one place, because the help lists commands in this order.
+app.command()(doctor.doctor)
 app.add_typer(models.models_app, name="models")
 app.add_typer(bank.bank_app, name="bank")
 app.command()(answer.ask)
 app.command()(answer.run)
+app.command()(calibrate.calibrate)
 app.command("eval")(evaluate.evaluate)
 app.command()(demo.demo)

@@ -7,10 +7,12 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
-from langchain_intercascade.cli.shared import console
+from langchain_intercascade.cli.shared import BankOpt, console
 from langchain_intercascade.models import local_chat_model, local_embeddings, pull_model
+from langchain_intercascade.settings import CascadeSettings, ConfigurationError
 
 # The weakest-token probability of the 0.5B model's answers was 0.08-0.28 on GSM8K.
 DEMO_THRESHOLD = 0.2
@@ -21,81 +23,97 @@ def _model_path(given: Path | None, name: str) -> Path:
         console.print(f"[dim]no {name} model configured: fetching the known {name} model[/dim]")
         return pull_model(name)
     if not given.is_file():
-        console.print(f"[red]{name} model file not found: {given}[/red]")
+        console.print(f"[red]{name} model file not found: {escape(str(given))}[/red]")
         raise typer.Exit(2)
     return given
 
 
 def demo(
     weak: Annotated[
-        Path | None, typer.Option(envvar="INTERCASCADE_WEAK_MODEL", help="Weak model GGUF file.")
+        Path | None,
+        typer.Option(
+            envvar="INTERCASCADE_WEAK_MODEL", metavar="FILE", help="Weak model GGUF file."
+        ),
     ] = None,
     strong: Annotated[
         Path | None,
-        typer.Option(envvar="INTERCASCADE_STRONG_MODEL", help="Strong model GGUF file."),
+        typer.Option(
+            envvar="INTERCASCADE_STRONG_MODEL", metavar="FILE", help="Strong model GGUF file."
+        ),
     ] = None,
-    limit: Annotated[int, typer.Option(min=1, help="How many problems to run.")] = 6,
+    limit: Annotated[
+        int, typer.Option(min=1, metavar="COUNT", help="How many problems to run.")
+    ] = 6,
     threshold: Annotated[
         float,
         typer.Option(
-            min=0.0, max=1.0, help="Acceptance threshold on the weakest token's probability."
+            min=0.0,
+            max=1.0,
+            metavar="NUMBER",
+            help="Acceptance threshold on the weakest token's probability.",
         ),
     ] = DEMO_THRESHOLD,
+    bank: BankOpt = None,
     bank_dir: Annotated[
-        Path | None, typer.Option(help="Save the strategy bank here afterwards.")
+        Path | None, typer.Option("--bank-dir", hidden=True, help="The old name of --bank.")
     ] = None,
 ) -> None:
     """Run a short stream of recurring problems through the cascade on local models.
 
-    Prints, per problem, the route, the judge's confidence and the strategies used.
+    Prints, per problem, the route, the judge's confidence, the strategies used and
+    the answer's final number, then a table of them all.
     The judge is LogprobJudge("min"), the one that separated right from wrong answers
     of Qwen2.5-Coder-0.5B best (benchmarks/judges); its threshold here is a demo
-    setting, not a calibrated one (see ``calibrate_threshold``).
+    setting, not a calibrated one (see ``intercascade calibrate``).
     Models come from --weak/--strong or INTERCASCADE_WEAK_MODEL/INTERCASCADE_STRONG_MODEL;
     where none are configured, the known Qwen2.5-Coder 0.5B/1.5B files are fetched.
     """
-    from langchain_intercascade.bank import StrategyBank
     from langchain_intercascade.demo import run_demo
     from langchain_intercascade.graph import create_intercascade
     from langchain_intercascade.judges import LogprobJudge
 
     logging.basicConfig(level=logging.WARNING)
-    weak_path, strong_path = _model_path(weak, "weak"), _model_path(strong, "strong")
-    try:
-        weak_model = local_chat_model(weak_path, logprobs=True)
-        # Grammar-forced structured output is slow on CPU; the strategy is parsed from text.
-        strong_model = local_chat_model(strong_path, structured_output=False)
-        embeddings = local_embeddings(fallback_gguf=weak_path)
-    except (ImportError, FileNotFoundError) as exc:
-        console.print(f"[red]{exc}[/red]")
-        raise typer.Exit(2) from exc
-    bank = StrategyBank(embeddings=embeddings)
+    bank_folder = bank or bank_dir
+    with console.status("loading models..."):
+        weak_path, strong_path = _model_path(weak, "weak"), _model_path(strong, "strong")
+        try:
+            weak_model = local_chat_model(weak_path, logprobs=True)
+            # Grammar-forced structured output is slow on CPU; the strategy is parsed from text.
+            strong_model = local_chat_model(strong_path, structured_output=False)
+            embeddings = local_embeddings(fallback_gguf=weak_path)
+            strategies = CascadeSettings(bank_dir=bank_folder).load_bank(embeddings)
+        except (ImportError, FileNotFoundError, ConfigurationError) as exc:
+            console.print(f"[red]{escape(str(exc))}[/red]")
+            raise typer.Exit(2) from exc
     cascade = create_intercascade(
-        weak_model, strong_model, bank=bank, judge=LogprobJudge("min"), threshold=threshold
+        weak_model, strong_model, bank=strategies, judge=LogprobJudge("min"), threshold=threshold
     )
     table = Table(title="Inter-Cascade demo")
     for column in ("#", "route", "confidence", "strategies used", "new strategy", "answer", "ok"):
         table.add_column(column)
     with console.status("answering...") as status:
-        for i, row in enumerate(run_demo(cascade, bank, limit), 1):
+        for i, row in enumerate(run_demo(cascade, strategies, limit), 1):
             used = ", ".join(f"{title} ({score:.2f})" for title, score in row["strategies"])
             console.print(
-                f"[bold]{i}.[/bold] {row['question']}\n   route={row['route']} "
+                f"[bold]{i}.[/bold] {escape(row['question'])}\n   route={row['route']} "
                 f"confidence={row['confidence']:.2f} (threshold {row['threshold']:.2f}) "
-                f"strategies=[{used or 'none'}] new={row['new_strategy'] or '-'} "
-                f"answer={row['answer']!r} correct={row['correct']}"
+                + escape(
+                    f"strategies=[{used or 'none'}] new={row['new_strategy'] or '-'} "
+                    f"answer={row['answer']!r} final={row['final'] or '-'} "
+                    f"correct={row['correct']}"
+                )
             )
             table.add_row(
                 str(i),
                 row["route"],
                 f"{row['confidence']:.2f}",
-                used or "-",
-                row["new_strategy"] or "-",
-                row["answer"][:40],
+                escape(used or "-"),
+                escape(row["new_strategy"] or "-"),
+                escape(row["final"] or "-"),
                 "yes" if row["correct"] else "no",
             )
             status.update(f"answered {i}; bank holds {row['bank_size']} strategies")
     console.print(table)
-    if bank_dir is not None:
-        bank.save(bank_dir)
-        console.print(f"bank saved to {bank_dir} ({len(bank)} strategies)")
+    if bank_folder is not None:
+        strategies.save(bank_folder)
+        console.print(f"bank saved to {bank_folder} ({len(strategies)} strategies)")

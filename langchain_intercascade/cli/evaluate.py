@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from langchain_intercascade.cli.shared import (
+    FLAG,
     ConfigOpt,
     FakeOpt,
     StrongOpt,
@@ -21,26 +22,43 @@ from langchain_intercascade.settings import ConfigurationError
 
 
 def evaluate(
-    data: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="The data set.")],
+    data: Annotated[
+        Path, typer.Argument(exists=True, dir_okay=False, metavar="DATA", help="The data set.")
+    ],
     data_format: Annotated[
-        str, typer.Option("--format", help="jsonl (question/answer), gsm8k or multiple_choice.")
+        str,
+        typer.Option(
+            "--format", metavar="FORMAT", help="jsonl (question/answer), gsm8k or multiple_choice."
+        ),
     ] = "jsonl",
-    answer_kind: Annotated[str, typer.Option(help="number, choice or text.")] = "number",
-    limit: Annotated[int | None, typer.Option(min=1, help="At most this many questions.")] = None,
+    answer_kind: Annotated[
+        str, typer.Option(metavar="KIND", help="number, choice or text.")
+    ] = "number",
+    limit: Annotated[
+        int | None, typer.Option(min=1, metavar="COUNT", help="At most this many questions.")
+    ] = None,
     configurations: Annotated[
         list[str] | None,
         typer.Option(
-            "--configuration", help="weak, strong, cascade, intercascade (repeat; default: all)."
+            "--configuration",
+            metavar="NAME",
+            help="weak, strong, cascade, intercascade (repeat; default: all).",
         ),
     ] = None,
     output_dir: Annotated[
-        Path | None, typer.Option(help="Write results.json, results.md and plots here.")
+        Path | None,
+        typer.Option(metavar="FOLDER", help="Write results.json, results.md and plots here."),
     ] = None,
     cache: Annotated[
-        Path | None, typer.Option(help="SQLite file caching model calls (resumable runs).")
+        Path | None,
+        typer.Option(metavar="FILE", help="SQLite file caching model calls (resumable runs)."),
     ] = None,
-    seed: Annotated[int, typer.Option(help="Seeds the stream's order and the bootstrap.")] = 0,
-    shuffle: Annotated[bool, typer.Option(help="Shuffle the data set before --limit.")] = True,
+    seed: Annotated[
+        int, typer.Option(metavar="NUMBER", help="Seeds the stream's order and the bootstrap.")
+    ] = 0,
+    shuffle: Annotated[
+        bool, typer.Option(metavar=FLAG, help="Shuffle the data set before --limit.")
+    ] = True,
     config: ConfigOpt = None,
     weak: WeakOpt = None,
     strong: StrongOpt = None,
@@ -50,15 +68,28 @@ def evaluate(
         int,
         typer.Option(
             min=0,
+            metavar="COUNT",
             help="Hold out this many questions (before --limit's) and calibrate the threshold "
             "on them for --alpha and --delta, instead of --threshold.",
         ),
     ] = 0,
     alpha: Annotated[
-        float, typer.Option(min=0.0, max=1.0, help="Calibration: the accepted answers' error rate.")
+        float,
+        typer.Option(
+            min=0.0,
+            max=1.0,
+            metavar="RATE",
+            help="Calibration: the accepted answers' error rate.",
+        ),
     ] = 0.1,
     delta: Annotated[
-        float, typer.Option(min=0.0, max=1.0, help="Calibration: the bound's failure probability.")
+        float,
+        typer.Option(
+            min=0.0,
+            max=1.0,
+            metavar="PROBABILITY",
+            help="Calibration: the bound's failure probability.",
+        ),
     ] = 0.1,
 ) -> None:
     """Compare weak only, strong only, a standard cascade and Inter-Cascade on a data set.
@@ -96,8 +127,9 @@ def evaluate(
     except ValueError as exc:
         raise _fail(f"invalid evaluation options: {exc}") from exc
     try:
-        weak_model, strong_model = settings.models()
-        embeddings = settings.embeddings()
+        with console.status("loading models..."):
+            weak_model, strong_model = settings.models()
+            embeddings = settings.embeddings()
         result = run_evaluation(
             eval_config, weak=weak_model, strong=strong_model, embeddings=embeddings
         )

