@@ -11,7 +11,8 @@ from rich.console import Console
 from langchain_intercascade.server import Cascade
 from langchain_intercascade.settings import CascadeSettings, ConfigurationError
 
-console = Console(stderr=True)
+# soft_wrap: a message is one line however long its paths are (greppable, copyable).
+console = Console(stderr=True, soft_wrap=True)
 
 FLAG = ""
 """The metavar of a flag: typer's rich help would label it ``<bool>`` as if it took a value."""
