@@ -87,3 +87,22 @@ def test_verbalized_judge_rates_in_text_when_the_server_refuses_structured_outpu
     assert verdict.signal == "verbalized"
     assert 0.0 <= verdict.confidence <= 1.0
     assert verdict.usage["weak"]["judge"]["output_tokens"] > 0
+
+
+def test_the_readme_hosted_quickstart_learns_through_an_openai_compatible_server(chat) -> None:
+    # README "Quickstart with hosted models", pointed at the local server. The scripted
+    # embeddings stand in for OpenAIEmbeddings (this server serves no embeddings).
+    from langchain_intercascade import StrategyBank, create_intercascade
+    from langchain_intercascade.testing import BagOfWordsEmbeddings
+
+    bank = StrategyBank(embeddings=BagOfWordsEmbeddings())
+    # threshold=1.0 defers the turn, so the strong answer and its distillation run too.
+    cascade = create_intercascade(weak=chat, strong=chat, bank=bank, threshold=1.0)
+    out = cascade.invoke("What is 2 + 3?")
+    assert out["judge_signal"].startswith("logprob")  # the judge asked for logprobs
+    assert 0.0 < out["confidence"] < 1.0
+    assert out["route"] == "strong" and out["answer"]
+    # Structured output is refused here: the strategy is asked for as text instead.
+    assert out["usage"]["strong"]["distill"]["output_tokens"] > 0
+    assert not any("response_format" in error for error in out["errors"])
+    assert len(bank) == 1 or any("distill_strategy" in e for e in out["errors"])
