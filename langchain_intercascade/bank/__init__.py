@@ -1,7 +1,8 @@
 """The strategy bank: distilled strategies in a LangChain vector store.
 
 :class:`StrategyBank` wraps FAISS (the default), ``InMemoryVectorStore``, any
-other LangChain store, or Chroma, which several processes can share;
+other LangChain store, Chroma, or a LangGraph store with a semantic index
+(``InMemoryStore``, ``PostgresStore``), which several processes can share;
 :class:`StrategyRetriever` exposes it as a standard LangChain retriever.
 
 Modules:
@@ -13,6 +14,8 @@ Modules:
         or any other LangChain vector store.
     chroma_catalog: ``_ChromaCatalog``, records in a Chroma collection shared
         between processes.
+    store_catalog: ``_StoreCatalog``, records as items of a LangGraph
+        ``BaseStore``, searched with the store's semantic index.
     persistence: Saved folders (manifest, JSONL records, ``.npy`` vectors) and
         JSON-lines export and import, written crash-safely.
     retriever: ``StrategyRetriever``, strategies as LangChain ``Document`` objects.

@@ -10,6 +10,7 @@ from __future__ import annotations
 import sys
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from contextlib import AbstractContextManager, nullcontext
 from typing import ClassVar, NamedTuple
 
 import numpy as np
@@ -61,9 +62,21 @@ class _Catalog(ABC):
     def count(self) -> int:
         """How many records are stored."""
 
+    def empty(self) -> bool:
+        """Whether nothing is stored, for a search to skip embedding its query.
+
+        A backend whose count is slow answers faster; it may say False when no
+        record is stored, never True when one is.
+        """
+        return self.count() == 0
+
     @abstractmethod
-    def nearest(self, vector: np.ndarray, k: int, namespace: str) -> list[_Hit]:
-        """Up to ``k`` records of a namespace nearest to a unit vector, best first."""
+    def nearest(self, vector: np.ndarray, k: int, namespace: str, text: str) -> list[_Hit]:
+        """Up to ``k`` records of a namespace nearest to a unit vector, best first.
+
+        ``text`` is what ``vector`` embeds (a query or a strategy's key text), for
+        a backend whose index embeds on its own.
+        """
 
     @abstractmethod
     def insert(self, record: StrategyRecord, vector: np.ndarray) -> None:
@@ -80,3 +93,12 @@ class _Catalog(ABC):
     @abstractmethod
     def vectors(self, records: Sequence[StrategyRecord]) -> np.ndarray:
         """The records' unit vectors, one row each."""
+
+    def exclusive(self) -> AbstractContextManager[object]:
+        """Held by a write from its first read to its last write.
+
+        The bank's lock orders its own calls; a backend that other banks or
+        processes write to concurrently returns a lock they share, so that dedup
+        and counter updates see every earlier write.
+        """
+        return nullcontext()

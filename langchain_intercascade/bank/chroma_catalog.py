@@ -72,7 +72,7 @@ class _ChromaCatalog(_Catalog):
     def count(self) -> int:
         return int(self.collection.count())
 
-    def nearest(self, vector: np.ndarray, k: int, namespace: str) -> list[_Hit]:
+    def nearest(self, vector: np.ndarray, k: int, namespace: str, text: str) -> list[_Hit]:
         result = self._retry_read(
             self.collection.query,
             query_embeddings=[vector.tolist()],

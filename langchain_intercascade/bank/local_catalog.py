@@ -60,7 +60,7 @@ class _LocalCatalog(_Catalog):
     def count(self) -> int:
         return len(self._records)
 
-    def nearest(self, vector: np.ndarray, k: int, namespace: str) -> list[_Hit]:
+    def nearest(self, vector: np.ndarray, k: int, namespace: str, text: str) -> list[_Hit]:
         store = self.store
         if store is None or not self._records:
             return []

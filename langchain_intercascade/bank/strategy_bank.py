@@ -23,12 +23,14 @@ import numpy as np
 from langchain_core.embeddings import Embeddings
 from langchain_core.vectorstores import VectorStore
 from langchain_core.vectorstores.utils import maximal_marginal_relevance
+from langgraph.store.base import BaseStore
 from pydantic import BaseModel, Field
 
 from langchain_intercascade.bank import persistence
 from langchain_intercascade.bank.catalog import _Catalog, _check_namespace, _is_instance, _unit
 from langchain_intercascade.bank.chroma_catalog import _ChromaCatalog
 from langchain_intercascade.bank.local_catalog import _LocalCatalog
+from langchain_intercascade.bank.store_catalog import DEFAULT_PREFIX, _StoreCatalog
 from langchain_intercascade.strategies import RetrievedStrategy, Strategy, StrategyRecord
 
 if TYPE_CHECKING:
@@ -68,6 +70,9 @@ class StrategyBank:
     Chroma store the store is the source of truth: banks on one ``chroma run``
     server, in any number of processes, share the same strategies, and dedup
     holds across them (an embedded Chroma folder serves one process at a time).
+    So is a LangGraph store (``store=``): ``InMemoryStore`` in one process,
+    ``PostgresStore`` with pgvector for any number of them, whose writers take
+    turns under a lock on the server, so dedup and counters see every write.
 
     Setup:
         Install the package, with the ``chroma`` extra for a store that several
@@ -76,6 +81,7 @@ class StrategyBank:
         ```bash
         pip install -U langchain-intercascade
         pip install -U "langchain-intercascade[chroma]"
+        pip install -U "langchain-intercascade[postgres]"
         ```
 
     Args:
@@ -85,6 +91,12 @@ class StrategyBank:
             ``langchain_chroma.Chroma`` store is shared between processes; with any
             other store the records live in this process (save them with
             :meth:`save`). Give the bank a store (collection) of its own.
+        store: A LangGraph ``BaseStore`` built with a semantic ``index`` (cosine,
+            embedding the same way as ``embeddings``) to keep strategies in,
+            instead of ``vectorstore``: each is an item under ``(*store_prefix,
+            namespace)``, found with the store's own search. Call a
+            ``PostgresStore``'s ``setup()`` first. See :meth:`from_store`.
+        store_prefix: The store namespace the strategies live under.
         dedup_threshold: A new strategy whose key is at least this cosine-similar
             to a stored one in the same namespace is a near-duplicate; None stores
             every distinct strategy. The scale depends on the embedding model:
@@ -100,7 +112,8 @@ class StrategyBank:
 
     Raises:
         TypeError: If ``embeddings`` is not a LangChain ``Embeddings``.
-        ValueError: If an option is out of range.
+        ValueError: If an option is out of range, both ``vectorstore`` and
+            ``store`` are given, or ``store`` has no cosine semantic index.
 
     Instantiate:
         Any LangChain ``Embeddings`` will do; ``BagOfWordsEmbeddings`` is an
@@ -169,6 +182,8 @@ class StrategyBank:
         embeddings: Embeddings,
         *,
         vectorstore: VectorStore | None = None,
+        store: BaseStore | None = None,
+        store_prefix: tuple[str, ...] = DEFAULT_PREFIX,
         dedup_threshold: float | None = 0.9,
         dedup_policy: DedupPolicy = "merge",
         max_size: int | None = None,
@@ -183,12 +198,16 @@ class StrategyBank:
             raise ValueError(f"dedup_policy must be 'merge' or 'skip', got {dedup_policy!r}")
         if max_size is not None and max_size < 1:
             raise ValueError(f"max_size must be at least 1, got {max_size}")
+        if vectorstore is not None and store is not None:
+            raise ValueError("give the bank a vectorstore or a store, not both")
         self.embeddings = embeddings
         self.dedup_threshold = dedup_threshold
         self.dedup_policy = dedup_policy
         self.max_size = max_size
         self._catalog: _Catalog = (
-            _ChromaCatalog(vectorstore)
+            _StoreCatalog(store, store_prefix)
+            if store is not None
+            else _ChromaCatalog(vectorstore)
             if vectorstore is not None and _is_instance(vectorstore, "langchain_chroma", "Chroma")
             else _LocalCatalog(embeddings, vectorstore)
         )
@@ -199,12 +218,62 @@ class StrategyBank:
             return self._catalog.count()
 
     def __repr__(self) -> str:
-        return f"StrategyBank({len(self)} strategies, store={type(self.vectorstore).__name__})"
+        store = self.store or self.vectorstore
+        return f"StrategyBank({len(self)} strategies, store={type(store).__name__})"
 
     @property
     def vectorstore(self) -> VectorStore | None:
         """The underlying LangChain vector store (None until the first FAISS write)."""
         return self._catalog.store
+
+    @property
+    def store(self) -> BaseStore | None:
+        """The LangGraph store the strategies live in (None without ``store=``)."""
+        return self._catalog.base_store if isinstance(self._catalog, _StoreCatalog) else None
+
+    @classmethod
+    def from_store(
+        cls, store: BaseStore, *, embeddings: Embeddings | None = None, **kwargs: Any
+    ) -> StrategyBank:
+        """A bank in a LangGraph store, embedding with the store's own index by default.
+
+        Args:
+            store: A store built with a semantic ``index`` (``InMemoryStore``,
+                ``PostgresStore`` after its ``setup()``).
+            embeddings: The bank's embeddings; None uses those of the store's
+                index, so that the bank and the store embed alike.
+            **kwargs: Other :class:`StrategyBank` options (``store_prefix``,
+                ``dedup_threshold``, ``dedup_policy``, ``max_size``).
+
+        Returns:
+            The bank.
+
+        Raises:
+            ValueError: If the store has no semantic index (or one that does
+                not rank by cosine similarity).
+
+        Example:
+            ```python
+            from langgraph.store.memory import InMemoryStore
+
+            from langchain_intercascade.bank import StrategyBank
+            from langchain_intercascade.strategies import Strategy
+            from langchain_intercascade.testing import BagOfWordsEmbeddings
+
+            store = InMemoryStore(index={"embed": BagOfWordsEmbeddings(), "dims": 256})
+            bank = StrategyBank.from_store(store, max_size=100)
+            bank.add(Strategy(title="Percent", applies_when="a discount", steps=["Multiply"]))
+            print(bank.search("a ten percent discount")[0].record.strategy.title)  # Percent
+            ```
+        """
+        if embeddings is None:
+            embeddings = getattr(store, "embeddings", None)
+            if embeddings is None:
+                raise ValueError(
+                    f"the {type(store).__name__} has no semantic index to search strategies by: "
+                    "build it with index={'embed': embeddings, 'dims': ...}"
+                )
+        return cls(embeddings, store=store, **kwargs)
 
     # -- inspect ----------------------------------------------------------------
 
@@ -263,7 +332,7 @@ class StrategyBank:
         Returns:
             How many strategies were removed.
         """
-        with self._lock:
+        with self._lock, self._catalog.exclusive():
             known = [r.id for r in self._catalog.get(list(strategy_ids))]
             self._catalog.delete(known)
         return len(known)
@@ -337,11 +406,11 @@ class StrategyBank:
         )
 
     def _write(self, record: StrategyRecord, vector: np.ndarray) -> StrategyRecord:
-        with self._lock:
+        with self._lock, self._catalog.exclusive():
             stored = self._catalog.get([record.id])
             if stored:  # a concurrent writer stored it first
                 return stored[0]
-            twins = self._twins(vector, record.namespace, 1)
+            twins = self._twins(record, vector, 1)
             if twins:
                 return self._fold(twins[0], [record])
             self._catalog.insert(record, vector)
@@ -350,10 +419,10 @@ class StrategyBank:
             self._evict(record.namespace, keep=record.id)
             return record
 
-    def _twins(self, vector: np.ndarray, namespace: str, k: int) -> list[StrategyRecord]:
+    def _twins(self, record: StrategyRecord, vector: np.ndarray, k: int) -> list[StrategyRecord]:
         if self.dedup_threshold is None:
             return []
-        hits = self._catalog.nearest(vector, k, namespace)
+        hits = self._catalog.nearest(vector, k, record.namespace, record.key_text)
         return [h.record for h in hits if h.score >= self.dedup_threshold]
 
     def _fold(self, survivor: StrategyRecord, duplicates: list[StrategyRecord]) -> StrategyRecord:
@@ -370,7 +439,7 @@ class StrategyBank:
         Every writer keeps the earliest of a group of near-duplicates and removes
         the rest, so whichever writer sees the group resolves it the same way.
         """
-        group = {r.id: r for r in self._twins(vector, record.namespace, _SETTLE_K)}
+        group = {r.id: r for r in self._twins(record, vector, _SETTLE_K)}
         group[record.id] = record
         survivor = min(group.values(), key=lambda r: (r.created_at, r.id))
         duplicates = [r for r in group.values() if r.id != survivor.id]
@@ -428,7 +497,7 @@ class StrategyBank:
         *,
         used_at: datetime | None = None,
     ) -> list[StrategyRecord]:
-        with self._lock:
+        with self._lock, self._catalog.exclusive():
             updated = [
                 r.with_counts(used_at=used_at, **counts)
                 for r in self._catalog.get(list(strategy_ids))
@@ -470,11 +539,11 @@ class StrategyBank:
             ValueError: If an option is out of range.
         """
         self._check_search(k, namespace, search_type, lambda_mult)
-        if not len(self):
+        if self._empty():
             return []
         vector = _unit(self.embeddings.embed_query(query))
         return self._search_vector(
-            vector, k, score_threshold, namespace, search_type, fetch_k, lambda_mult
+            query, vector, k, score_threshold, namespace, search_type, fetch_k, lambda_mult
         )
 
     async def asearch(
@@ -490,11 +559,12 @@ class StrategyBank:
     ) -> list[RetrievedStrategy]:
         """Async :meth:`search`: embeds with ``aembed_query``."""
         self._check_search(k, namespace, search_type, lambda_mult)
-        if not await asyncio.to_thread(len, self):
+        if await asyncio.to_thread(self._empty):
             return []
         vector = _unit(await self.embeddings.aembed_query(query))
         return await asyncio.to_thread(
             self._search_vector,
+            query,
             vector,
             k,
             score_threshold,
@@ -503,6 +573,10 @@ class StrategyBank:
             fetch_k,
             lambda_mult,
         )
+
+    def _empty(self) -> bool:
+        with self._lock:
+            return self._catalog.empty()
 
     @staticmethod
     def _check_search(k: int, namespace: str, search_type: str, lambda_mult: float) -> None:
@@ -516,6 +590,7 @@ class StrategyBank:
 
     def _search_vector(
         self,
+        query: str,
         vector: np.ndarray,
         k: int,
         score_threshold: float | None,
@@ -527,7 +602,7 @@ class StrategyBank:
         # Similarity fetches past k so that a tie at the k-th place can go to usefulness.
         with self._lock:
             hits = self._catalog.nearest(
-                vector, max(fetch_k, k) if search_type == "mmr" else 2 * k, namespace
+                vector, max(fetch_k, k) if search_type == "mmr" else 2 * k, namespace, query
             )
         if score_threshold is not None:
             hits = [h for h in hits if h.score >= score_threshold]

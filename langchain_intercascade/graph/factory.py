@@ -19,6 +19,7 @@ from langgraph.types import Checkpointer
 from typing_extensions import override
 
 from langchain_intercascade.bank import StrategyBank
+from langchain_intercascade.bank.store_catalog import has_semantic_index
 from langchain_intercascade.graph.confidence_judge import ConfidenceJudge, route_after_judge
 from langchain_intercascade.graph.context import CascadeContext
 from langchain_intercascade.graph.distill_strategy import DistillStrategy
@@ -173,10 +174,13 @@ def create_intercascade(
     Args:
         weak: The cheap chat model that answers first.
         strong: The expensive chat model that answers deferred queries.
-        bank: The strategy bank (None: a standard cascade).
+        bank: The strategy bank. None: with a ``store`` that has a semantic
+            index, ``StrategyBank.from_store(store)``, which learns into the
+            store; otherwise a standard cascade.
         options: The cascade's options (see :class:`CascadeOptions`).
         checkpointer: A LangGraph checkpointer, for multi-turn threads.
-        store: A LangGraph store, passed to the compiled graph.
+        store: A LangGraph store, passed to the compiled graph (and holding the
+            bank when ``bank`` is None and the store has a semantic index).
         name: The graph's name in traces and when used as a subgraph.
         **option_values: Fields of :class:`CascadeOptions` (``threshold``, ``k``,
             ``judge``, ...), overriding ``options``.
@@ -203,6 +207,8 @@ def create_intercascade(
         assert again["answer"] == "The total is 30."
         ```
     """
+    if bank is None and store is not None and has_semantic_index(store):
+        bank = StrategyBank.from_store(store)
     context = _context(weak, strong, bank, options, option_values)
     compiled = _wire(context).compile(checkpointer=checkpointer, store=store, name=name)
     # The same compiled graph, built as the subclass that coerces input (as copy() does).
