@@ -70,7 +70,7 @@ def test_second_query_retrieves_the_strategy_the_first_stored(
     assert isinstance(second, dict)
     assert [s["record"]["id"] for s in second["strategies"]] == [stored["id"]]
     assert second["route"] == "weak"
-    assert second["answer"] == "The answer is 30."
+    assert second["answer"] == "The total is 30."
     # The server saved the bank it learned into.
     assert (tmp_path / "bank" / "manifest.json").is_file()
 
