@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import importlib
+import subprocess
+import sys
+from pathlib import Path
 
 import langchain_intercascade
 
@@ -44,8 +47,22 @@ def test_version_comes_from_the_package_metadata() -> None:
 
 
 def test_every_subpackage_declares_its_api() -> None:
-    for name in ("bank", "calibration", "evaluation", "graph"):
+    for name in ("bank", "calibration", "evaluation", "graph", "judges", "models"):
         module = importlib.import_module(f"langchain_intercascade.{name}")
         assert module.__doc__, f"{name} has no map docstring"
         for exported in module.__all__:
             assert hasattr(module, exported), f"{name}.__all__ names missing {exported}"
+
+
+def test_importing_the_models_leaves_the_optional_backends_alone() -> None:
+    backends = ["llama_cpp", "sentence_transformers", "langchain_community"]
+    loaded = f"[b for b in {backends} if b in sys.modules]"
+    code = f"import sys, langchain_intercascade.models; print({loaded})"
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=Path(__file__).parents[2],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert out.stdout.strip() == "[]"
