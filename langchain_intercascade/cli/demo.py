@@ -21,7 +21,7 @@ DEMO_THRESHOLD = 0.2
 def _model_path(given: Path | None, name: str) -> Path:
     if given is None:
         console.print(f"[dim]no {name} model configured: fetching the known {name} model[/dim]")
-        return pull_model(name)
+        return pull_model(name, report=lambda line: console.print(escape(line)))
     if not given.is_file():
         console.print(f"[red]{name} model file not found: {escape(str(given))}[/red]")
         raise typer.Exit(2)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from langchain_intercascade.cli.shared import console
 from langchain_intercascade.models import KNOWN_MODELS, pull_model
@@ -25,7 +26,7 @@ def models_pull(
             console.print(f"[red]unknown model {name!r}; known: {', '.join(KNOWN_MODELS)}[/red]")
             raise typer.Exit(2)
         try:
-            path = pull_model(name)
+            path = pull_model(name, report=lambda line: console.print(escape(line)))
         except RuntimeError as exc:
             console.print(f"[red]{exc}[/red]")
             raise typer.Exit(1) from exc

