@@ -4,8 +4,12 @@
 :func:`make_graph`, so ``langgraph dev --host 127.0.0.1 --no-browser`` serves the
 cascade as the assistant ``intercascade``, built from
 :class:`~langchain_intercascade.settings.CascadeSettings` read from
-``INTERCASCADE_*`` variables. Models and bank are built once per process; the
-bank is saved after every run that changed it.
+``INTERCASCADE_*`` variables. Models and bank are built once per process; a bank
+folder (``INTERCASCADE_BANK_DIR``) is saved after every run that changed it.
+Several replicas must not share one folder: each would overwrite the others'
+strategies. ``langgraph.store.json`` keeps the bank in the server's own store
+instead (``INTERCASCADE_BANK=store``; :mod:`~langchain_intercascade.server_store`),
+which every replica shares and which saves each write itself.
 
 Behind LangGraph's auth (``langgraph.auth.json``, with the example
 :mod:`~langchain_intercascade.server_auth`), each run reads and writes only the
@@ -24,9 +28,12 @@ import hashlib
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from functools import lru_cache
+from functools import cache, lru_cache
+from typing import TYPE_CHECKING, Any
 
+from langchain_core.language_models import BaseChatModel
 from langchain_core.runnables import RunnableConfig
+from langgraph.store.base import BaseStore
 
 from langchain_intercascade.bank import StrategyBank
 from langchain_intercascade.chat_model import ChatInterCascade
@@ -36,7 +43,12 @@ from langchain_intercascade.graph import (
     create_intercascade,
     run_namespace,
 )
-from langchain_intercascade.settings import CascadeSettings
+from langchain_intercascade.server_store import server_bank
+from langchain_intercascade.settings import ENV_PREFIX, CascadeSettings, ConfigurationError
+
+if TYPE_CHECKING:
+    # The server extra's; the server resolves the annotation itself.
+    from langgraph_sdk.runtime import ServerRuntime
 
 
 def bank_fingerprint(bank: StrategyBank) -> str:
@@ -110,6 +122,9 @@ class Cascade:
 
     Args:
         settings: What to build.
+        bank: The bank; None loads the settings' ``local`` bank
+            (:meth:`CascadeSettings.load_bank`).
+        models: The weak and strong models; None builds them from the settings.
 
     Attributes:
         settings: The settings it was built from.
@@ -119,14 +134,21 @@ class Cascade:
         graph: The compiled cascade graph.
     """
 
-    def __init__(self, settings: CascadeSettings) -> None:
+    def __init__(
+        self,
+        settings: CascadeSettings,
+        *,
+        bank: StrategyBank | None = None,
+        models: tuple[BaseChatModel, BaseChatModel] | None = None,
+    ) -> None:
         self.settings = settings
-        self.weak, self.strong = settings.models()
-        self.bank = settings.load_bank()
+        self.weak, self.strong = models if models is not None else settings.models()
+        self.bank = bank if bank is not None else settings.load_bank()
         self.graph = create_intercascade(
             self.weak, self.strong, bank=self.bank, options=settings.options
         )
-        self._saved = bank_fingerprint(self.bank)
+        # Only a folder is saved; a store bank would be read whole for nothing.
+        self._saved = bank_fingerprint(self.bank) if settings.bank_dir is not None else ""
         self._lock = threading.Lock()
 
     def save_if_changed(self) -> bool:
@@ -157,26 +179,52 @@ _serving = threading.Lock()
 
 
 @lru_cache(maxsize=1)
-def _build_served() -> Cascade:
-    return Cascade(CascadeSettings.from_env())
+def _served_settings() -> CascadeSettings:
+    return CascadeSettings.from_env()
 
 
-def _served() -> Cascade:
+@lru_cache(maxsize=1)
+def _served_models() -> tuple[BaseChatModel, BaseChatModel]:
+    return _served_settings().models()
+
+
+# One cascade per store object; the server keeps one store, so in practice one in all.
+@cache
+def _build_served(store: BaseStore | None) -> Cascade:
+    bank = server_bank(store) if store is not None else None
+    return Cascade(_served_settings(), bank=bank, models=_served_models())
+
+
+def _served(store: BaseStore | None = None) -> Cascade:
+    """The served cascade: on ``store`` if ``INTERCASCADE_BANK=store``, else on its local bank."""
     with _serving:  # concurrent first requests must not load the models twice
-        return _build_served()
+        if _served_settings().bank != "store":
+            return _build_served(None)
+        if store is None:
+            raise ConfigurationError(
+                f"{ENV_PREFIX}BANK=store needs the server's store, which a LangGraph server "
+                "(langgraph-api 0.7.30 or later) passes the graph factory"
+            )
+        return _build_served(store)
 
 
 @asynccontextmanager
-async def make_graph(config: RunnableConfig) -> AsyncIterator[InterCascadeGraph]:
+async def make_graph(
+    config: RunnableConfig, runtime: ServerRuntime[Any] | None = None
+) -> AsyncIterator[InterCascadeGraph]:
     """The LangGraph server's graph factory (see ``langgraph.json``).
 
     Builds the cascade from ``INTERCASCADE_*`` variables on first use and reuses
     it; after each use, saves the bank to ``INTERCASCADE_BANK_DIR`` if it changed.
+    With ``INTERCASCADE_BANK=store`` (``langgraph.store.json``), the bank is in
+    the server's store instead, which the server passes as ``runtime.store``:
+    one bank is built on each store object and kept, and nothing is saved.
     When the server authenticates callers, the graph is bound to the caller's
     namespace (:func:`caller_namespace`).
 
     Args:
         config: The run's config (the server passes it).
+        runtime: The server's runtime, with its store (the server passes it).
 
     Yields:
         The cascade graph.
@@ -184,9 +232,13 @@ async def make_graph(config: RunnableConfig) -> AsyncIterator[InterCascadeGraph]
     Raises:
         ForeignNamespaceError: If an authenticated caller's run names another
             caller's namespace.
+        ConfigurationError: If the settings are invalid, or the bank is in the
+            store and no runtime was given.
     """
     namespace = caller_namespace(config)
-    served = await asyncio.to_thread(_served)  # loading models blocks: keep the loop free
+    store = runtime.store if runtime is not None else None
+    # Loading models and bank blocks: keep the loop free.
+    served = await asyncio.to_thread(_served, store)
     graph = served.graph
     if namespace is not None:
         # Run configs override bound ones, but caller_namespace refused any other value.

@@ -1,4 +1,4 @@
-"""Settings of a served or command-line cascade: models, bank folder and options.
+"""Settings of a served or command-line cascade: models, bank and options.
 
 :class:`CascadeSettings` is read from ``INTERCASCADE_*`` environment variables
 (:meth:`CascadeSettings.from_env`), from a JSON file of the same field names
@@ -14,7 +14,8 @@ that sets ``threshold``:
 ``INTERCASCADE_WEAK_MODEL``     weak model: a GGUF file or ``module:attribute``
 ``INTERCASCADE_STRONG_MODEL``   strong model: likewise
 ``INTERCASCADE_FAKE``           ``1``: scripted models, no files needed
-``INTERCASCADE_BANK_DIR``       folder the strategy bank is loaded from and saved to
+``INTERCASCADE_BANK``           where the bank lives: ``local`` (default) or ``store``
+``INTERCASCADE_BANK_DIR``       folder a ``local`` bank is loaded from and saved to
 ``INTERCASCADE_MAX_TOKENS``     generation cap of local GGUF models
 ``INTERCASCADE_CALIBRATION``    calibration file whose threshold the cascade uses
 ``INTERCASCADE_<OPTION>``       any text-form cascade option, e.g. ``INTERCASCADE_K=3``
@@ -22,6 +23,12 @@ that sets ``threshold``:
 
 ``module:attribute`` names a chat model object, or a function that returns one,
 so any LangChain chat model can be served.
+
+A ``local`` bank lives in this process: in memory, or in ``INTERCASCADE_BANK_DIR``
+when that is set. A ``store`` bank lives in the LangGraph server's own store
+(``langgraph.store.json`` sets ``INTERCASCADE_BANK=store``): only the served graph
+can open it, and it cannot have a bank folder too (see
+:mod:`~langchain_intercascade.server_store`).
 """
 
 from __future__ import annotations
@@ -49,6 +56,10 @@ TEXT_OPTIONS = tuple(
 )
 
 
+BankPlace = Literal["local", "store"]
+"""Where the bank lives: in this process (``local``) or in the LangGraph server's store."""
+
+
 class ConfigurationError(ValueError):
     """The cascade's configuration is incomplete or invalid."""
 
@@ -67,8 +78,11 @@ class CascadeSettings(BaseModel):
             chat model or a function returning one.
         strong_model: The strong model, likewise.
         fake: Use the scripted models of :func:`~.testing.fake_models` instead.
-        bank_dir: Load the strategy bank from this folder (when it holds one) and
-            save it there; None keeps the bank in memory.
+        bank: Where the strategy bank lives: ``local``, in this process (in
+            memory, or in :attr:`bank_dir`), or ``store``, in the LangGraph
+            server's store, which only the served graph can open.
+        bank_dir: Load a ``local`` strategy bank from this folder (when it holds
+            one) and save it there; None keeps the bank in memory.
         max_tokens: Generation cap of GGUF models.
         options: The cascade's options.
     """
@@ -78,6 +92,7 @@ class CascadeSettings(BaseModel):
     weak_model: str | None = None
     strong_model: str | None = None
     fake: bool = False
+    bank: BankPlace = "local"
     bank_dir: Path | None = None
     max_tokens: int = Field(default=384, ge=1)
     options: CascadeOptions = Field(default_factory=CascadeOptions)
@@ -86,6 +101,15 @@ class CascadeSettings(BaseModel):
     @classmethod
     def _gather_options(cls, data: Any) -> Any:
         return fold_options(_read_calibration(data))
+
+    @model_validator(mode="after")
+    def _one_bank(self) -> CascadeSettings:
+        if self.bank == "store" and self.bank_dir is not None:
+            raise ValueError(
+                f"the bank is in the server's store ({ENV_PREFIX}BANK=store): "
+                f"give it no bank folder ({ENV_PREFIX}BANK_DIR)"
+            )
+        return self
 
     def given(self) -> dict[str, Any]:
         """The fields set explicitly, flat (options included), for layering sources."""
@@ -200,7 +224,7 @@ class CascadeSettings(BaseModel):
             raise ConfigurationError(str(exc)) from exc
 
     def load_bank(self, embeddings: Embeddings | None = None) -> StrategyBank:
-        """The bank from :attr:`bank_dir` if it holds one, else an empty bank.
+        """The ``local`` bank: from :attr:`bank_dir` if it holds one, else an empty bank.
 
         Args:
             embeddings: The bank's embeddings; None uses :meth:`embeddings`.
@@ -209,8 +233,14 @@ class CascadeSettings(BaseModel):
             The bank.
 
         Raises:
-            ConfigurationError: If the folder holds a bank that cannot be read.
+            ConfigurationError: If the folder holds a bank that cannot be read, or
+                the bank is in the server's store (``bank="store"``).
         """
+        if self.bank == "store":
+            raise ConfigurationError(
+                f"the bank is in the LangGraph server's store ({ENV_PREFIX}BANK=store): "
+                "only the served graph can open it"
+            )
         embeddings = embeddings or self.embeddings()
         if self.bank_dir is None or not self.bank_dir.exists():
             return StrategyBank(embeddings=embeddings)

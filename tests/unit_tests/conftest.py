@@ -47,3 +47,16 @@ def embeddings() -> BagOfWordsEmbeddings:
 @pytest.fixture
 def bank(embeddings: BagOfWordsEmbeddings) -> StrategyBank:
     return StrategyBank(embeddings=embeddings)
+
+
+def forget_served() -> None:
+    """Drop what the served graph built, so that the next run reads ``INTERCASCADE_*`` again."""
+    from langchain_intercascade import server, server_store
+
+    for cached in (
+        server._build_served,
+        server._served_models,
+        server._served_settings,
+        server_store.served_embeddings,
+    ):
+        cached.cache_clear()

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from conftest import APPLES, APPLES_SIBLING
+from conftest import APPLES, APPLES_SIBLING, forget_served
 
 pytest.importorskip("langgraph_sdk", reason="the server extra is not installed")
 
@@ -135,9 +135,10 @@ def served(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """``make_graph`` serving the scripted models, with a fresh in-memory bank."""
     monkeypatch.setenv("INTERCASCADE_FAKE", "1")
     monkeypatch.delenv("INTERCASCADE_BANK_DIR", raising=False)
-    server._build_served.cache_clear()
+    monkeypatch.delenv("INTERCASCADE_BANK", raising=False)
+    forget_served()
     yield
-    server._build_served.cache_clear()
+    forget_served()
 
 
 @pytest.mark.usefixtures("served")

@@ -1,0 +1,101 @@
+"""`langgraph dev` with langgraph.store.json: the bank is items of the server's own store.
+
+The server runs the scripted fake models (INTERCASCADE_FAKE=1). The config is the
+repository's langgraph.store.json with two changes for the test: the store index's
+embeddings file is named by its absolute path, so that the server can run in a
+temporary folder (it keeps its state in ./.langgraph_api), and ``dims`` is the
+scripted embeddings' 256.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+httpx = pytest.importorskip("httpx", reason="the server extra is not installed")
+sdk = pytest.importorskip("langgraph_sdk", reason="the server extra is not installed")
+pytest.importorskip("langgraph_api", reason="`langgraph dev` needs langgraph-cli[inmem]")
+
+from loopback import free_port, serving  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[2]
+FIRST = "Sam has 3 boxes with 4 pens in each box. How many pens does Sam have?"
+RELATED = "Ana has 5 boxes with 6 pens in each box. How many pens does Ana have?"
+
+pytestmark = [pytest.mark.enable_socket, pytest.mark.allow_hosts(["127.0.0.1"])]
+
+
+def store_config(folder: Path) -> Path:
+    """langgraph.store.json, runnable from ``folder`` with the scripted embeddings."""
+    config = json.loads((ROOT / "langgraph.store.json").read_text(encoding="utf-8"))
+    index = config["store"]["index"]
+    embed_file, attribute = index["embed"].rsplit(":", 1)
+    index["embed"] = f"{(ROOT / embed_file).resolve()}:{attribute}"
+    index["dims"] = 256
+    config["dependencies"] = [str(ROOT)]
+    path = folder / "langgraph.json"
+    path.write_text(json.dumps(config), encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def server_url(tmp_path: Path) -> Iterator[str]:
+    port = free_port()
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("INTERCASCADE_")},
+        "INTERCASCADE_FAKE": "1",
+        "LANGSMITH_TRACING": "false",
+        "LANGGRAPH_CLI_NO_ANALYTICS": "1",
+        # This checkout's package, not whichever one is installed.
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+    }
+    command = [sys.executable, "-m", "langgraph_cli", "dev"]
+    command += ["--config", str(store_config(tmp_path)), "--host", "127.0.0.1"]
+    command += ["--port", str(port), "--no-browser", "--no-reload"]
+    url = f"http://127.0.0.1:{port}"
+    with serving(
+        command,
+        ready=lambda: httpx.get(f"{url}/ok", timeout=1).status_code == 200,
+        log=tmp_path / "server.log",
+        cwd=tmp_path,
+        env=env,
+    ):
+        yield url
+
+
+def test_the_served_bank_is_items_of_the_servers_store(server_url: str, tmp_path: Path) -> None:
+    client = sdk.get_sync_client(url=server_url)
+
+    first = client.runs.wait(None, "intercascade", input={"messages": [("human", FIRST)]})
+    assert isinstance(first, dict)
+    assert first["route"] == "strong" and first["errors"] == []
+    stored = first["new_strategy"]
+    assert stored["strategy"]["title"] == "Total from equal groups"
+
+    # The related question is accepted thanks to the strategy the store holds.
+    second = client.runs.wait(None, "intercascade", input={"messages": [("human", RELATED)]})
+    assert isinstance(second, dict)
+    assert [s["record"]["id"] for s in second["strategies"]] == [stored["id"]]
+    assert second["route"] == "weak" and second["errors"] == []
+
+    # The strategy is an item of the server's store, found by the store's own index ...
+    found = client.store.search_items(("intercascade", "default"), query=RELATED)["items"]
+    assert [(item["key"], item["namespace"]) for item in found] == [
+        (stored["id"], ["intercascade", "default"])
+    ]
+    item = found[0]
+    assert item["score"] is not None
+    assert item["value"]["strategy"]["title"] == "Total from equal groups"
+    assert item["value"]["times_accepted"] == 1
+    # ... and no bank folder was written.
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        ".langgraph_api",
+        "langgraph.json",
+        "server.log",
+    ]
+    assert not list(tmp_path.rglob("manifest.json"))
