@@ -13,12 +13,13 @@ Modules:
         or any other LangChain vector store.
     chroma_catalog: ``_ChromaCatalog``, records in a Chroma collection shared
         between processes.
-    persistence: Saved folders (manifest, JSONL records, ``.npy`` vectors) and
-        JSON-lines export and import, written crash-safely.
+    persistence: Saved folders (manifest with checksums, JSONL records, ``.npy``
+        vectors), written crash-safely and checked on load
+        (``BankCorruptedError``), and JSON-lines export and import.
     retriever: ``StrategyRetriever``, strategies as LangChain ``Document`` objects.
 """
 
-from langchain_intercascade.bank.persistence import FORMAT_VERSION
+from langchain_intercascade.bank.persistence import FORMAT_VERSION, BankCorruptedError
 from langchain_intercascade.bank.retriever import StrategyRetriever
 from langchain_intercascade.bank.strategy_bank import (
     DEFAULT_NAMESPACE,
@@ -31,6 +32,7 @@ from langchain_intercascade.bank.strategy_bank import (
 __all__ = [
     "DEFAULT_NAMESPACE",
     "FORMAT_VERSION",
+    "BankCorruptedError",
     "BankStats",
     "DedupPolicy",
     "SearchType",
