@@ -6,8 +6,11 @@ other LangChain store, Chroma, or a LangGraph store with a semantic index
 :class:`StrategyRetriever` exposes it as a standard LangChain retriever.
 
 Modules:
-    strategy_bank: ``StrategyBank`` (writes with dedup and eviction, outcome
-        counters, search) with its options and ``BankStats``.
+    strategy_bank: ``StrategyBank`` (writes, outcome counters, search, save and
+        load) with its options and ``BankStats``.
+    writes: ``_Writer``, the write path: a batch of strategies validated,
+        deduplicated as if added one by one, inserted in one call and evicted
+        past ``max_size``, all or nothing.
     catalog: ``_Catalog``, what a storage backend must provide, with ``_Hit``
         and the vector and namespace helpers the backends share.
     local_catalog: ``_LocalCatalog``, records in this process indexed by FAISS
@@ -16,14 +19,15 @@ Modules:
         between processes.
     store_catalog: ``_StoreCatalog``, records as items of a LangGraph
         ``BaseStore``, searched with the store's semantic index.
-    persistence: Saved folders (manifest, JSONL records, ``.npy`` vectors) and
-        JSON-lines export and import, written crash-safely.
+    persistence: Saved folders (manifest with checksums, JSONL records, ``.npy``
+        vectors), written crash-safely and checked on load
+        (``BankCorruptedError``), and JSON-lines export and import.
     retriever: ``StrategyRetriever``, strategies as LangChain ``Document`` objects.
     namespaces: ``run_namespace``, the namespace a run's config names.
 """
 
 from langchain_intercascade.bank.namespaces import NAMESPACE_KEY, run_namespace
-from langchain_intercascade.bank.persistence import FORMAT_VERSION
+from langchain_intercascade.bank.persistence import FORMAT_VERSION, BankCorruptedError
 from langchain_intercascade.bank.retriever import StrategyRetriever
 from langchain_intercascade.bank.strategy_bank import (
     DEFAULT_NAMESPACE,
@@ -37,6 +41,7 @@ __all__ = [
     "DEFAULT_NAMESPACE",
     "FORMAT_VERSION",
     "NAMESPACE_KEY",
+    "BankCorruptedError",
     "BankStats",
     "DedupPolicy",
     "SearchType",

@@ -19,10 +19,53 @@ from langchain_core.vectorstores import VectorStore
 from langchain_intercascade.strategies import StrategyRecord
 
 
-def _unit(vector: Sequence[float] | np.ndarray) -> np.ndarray:
-    array = np.asarray(vector, dtype=np.float32)
-    norm = float(np.linalg.norm(array))
-    return array / norm if norm > 0 else array
+def _unit_rows(vectors: object, count: int, what: str) -> np.ndarray:
+    """Check embedding vectors and scale them to unit length, one row each.
+
+    Args:
+        vectors: What the embeddings returned: ``count`` vectors of equal width.
+        count: How many vectors were asked for.
+        what: What the vectors are, for the error message.
+
+    Returns:
+        A ``(count, width)`` float32 array of unit vectors.
+
+    Raises:
+        ValueError: If the vectors are not ``count`` equal-width numeric vectors,
+            are empty, hold NaN or infinite values, or are all zeros (no direction
+            to compare by cosine similarity).
+    """
+    try:
+        array = np.asarray(vectors, dtype=np.float32)
+    except (TypeError, ValueError):
+        raise ValueError(f"{what}: expected {count} numeric vectors of equal width") from None
+    if array.ndim != 2 or array.shape[0] != count:
+        raise ValueError(f"{what}: expected {count} vectors, got an array of shape {array.shape}")
+    if array.shape[1] == 0:
+        raise ValueError(f"{what}: the embeddings returned an empty vector")
+    # In float64, so that large finite components cannot overflow the norm.
+    norms = np.linalg.norm(array.astype(np.float64), axis=1)
+    if not np.isfinite(norms).all():
+        raise ValueError(f"{what}: the embeddings returned NaN or infinite values")
+    if not norms.all():
+        raise ValueError(f"{what}: the embeddings returned an all-zero vector")
+    unit: np.ndarray = (array / norms[:, None]).astype(np.float32)
+    return unit
+
+
+def _unit(vector: object, what: str) -> np.ndarray:
+    """One embedding vector checked and scaled to unit length, as :func:`_unit_rows`."""
+    row: np.ndarray = _unit_rows([vector], 1, what)[0]
+    return row
+
+
+def _check_width(vectors: np.ndarray, dim: int | None, what: str) -> None:
+    """Raise ValueError unless the rows of ``vectors`` are ``dim`` wide (None: any)."""
+    if dim is not None and vectors.shape[-1] != dim:
+        raise ValueError(
+            f"{what}: the embeddings returned {vectors.shape[-1]}-dimensional vectors, "
+            f"but this bank holds {dim}-dimensional ones (were the embeddings changed?)"
+        )
 
 
 def _check_namespace(namespace: str) -> str:
@@ -49,6 +92,11 @@ class _Catalog(ABC):
     shared: ClassVar[bool] = False
     """Whether other processes may write to it concurrently."""
     store: VectorStore | None
+
+    @property
+    @abstractmethod
+    def dim(self) -> int | None:
+        """The width of the stored vectors; None while it is not known (nothing stored)."""
 
     @abstractmethod
     def get(self, ids: Sequence[str]) -> list[StrategyRecord]:
@@ -79,8 +127,12 @@ class _Catalog(ABC):
         """
 
     @abstractmethod
-    def insert(self, record: StrategyRecord, vector: np.ndarray) -> None:
-        """Store a new record with its unit vector."""
+    def insert(self, records: Sequence[StrategyRecord], vectors: np.ndarray) -> None:
+        """Store new records (ids not stored yet) with their unit vectors, one row each.
+
+        All or nothing: when it raises, none of the records is stored and every
+        earlier record is still searchable.
+        """
 
     @abstractmethod
     def update(self, records: Sequence[StrategyRecord]) -> None:
@@ -88,7 +140,11 @@ class _Catalog(ABC):
 
     @abstractmethod
     def delete(self, ids: Sequence[str]) -> None:
-        """Remove records; unknown ids are ignored."""
+        """Remove records; unknown ids are ignored.
+
+        When it raises, each record is either removed or still stored and
+        searchable.
+        """
 
     @abstractmethod
     def vectors(self, records: Sequence[StrategyRecord]) -> np.ndarray:

@@ -9,8 +9,10 @@ import numpy as np
 from langchain_core.vectorstores import VectorStore
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
-from langchain_intercascade.bank.catalog import _Catalog, _Hit, _unit
+from langchain_intercascade.bank.catalog import _Catalog, _Hit, _unit, _unit_rows
 from langchain_intercascade.strategies import StrategyRecord
+
+_BATCH = 1000
 
 
 class _ChromaCatalog(_Catalog):
@@ -42,6 +44,16 @@ class _ChromaCatalog(_Catalog):
             wait=wait_exponential(multiplier=0.05, max=1.0),
             reraise=True,
         )
+        self._dim: int | None = None
+
+    @property
+    def dim(self) -> int | None:
+        # Chroma fixes a collection's width on its first write, by whichever process.
+        if self._dim is None:
+            got = self._retry_read(self.collection.get, limit=1, include=["embeddings"])
+            if len(got["ids"]):
+                self._dim = len(got["embeddings"][0])
+        return self._dim
 
     @staticmethod
     def _metadata(record: StrategyRecord) -> dict[str, Any]:
@@ -85,17 +97,28 @@ class _ChromaCatalog(_Catalog):
             result["metadatas"][0], result["embeddings"][0], strict=True
         ):
             for record in self._parse([metadata]):
-                stored = _unit(embedding)
+                stored = _unit(embedding, f"stored strategy {record.id}")
                 found.append(_Hit(record, float(stored @ vector), stored))
         return sorted(found, key=lambda hit: -hit.score)
 
-    def insert(self, record: StrategyRecord, vector: np.ndarray) -> None:
-        self.collection.add(
-            ids=[record.id],
-            embeddings=[vector.tolist()],
-            metadatas=[self._metadata(record)],
-            documents=[record.key_text],
-        )
+    def insert(self, records: Sequence[StrategyRecord], vectors: np.ndarray) -> None:
+        ids = [r.id for r in records]
+        written = 0
+        try:
+            while written < len(records):  # Chroma caps the size of one request
+                end = written + _BATCH
+                self.collection.add(
+                    ids=ids[written:end],
+                    embeddings=vectors[written:end],
+                    metadatas=[self._metadata(r) for r in records[written:end]],
+                    documents=[r.key_text for r in records[written:end]],
+                )
+                written = end
+        except BaseException:
+            if written:  # all or nothing: take back the batches already written
+                self.collection.delete(ids=ids[:written])
+            raise
+        self._dim = vectors.shape[1]
 
     def update(self, records: Sequence[StrategyRecord]) -> None:
         if records:
@@ -112,4 +135,4 @@ class _ChromaCatalog(_Catalog):
             return np.zeros((0, 0), dtype=np.float32)
         got = self.collection.get(ids=[r.id for r in records], include=["embeddings"])
         by_id = dict(zip(got["ids"], got["embeddings"], strict=True))
-        return np.array([_unit(by_id[r.id]) for r in records], dtype=np.float32)
+        return _unit_rows([by_id[r.id] for r in records], len(records), "stored strategies")

@@ -1,13 +1,17 @@
 """The in-process backend: records in memory, any LangChain vector store as the index.
 
 FAISS (a flat inner-product index over unit vectors) is built on the first write
-when no store is given; ``InMemoryVectorStore`` and other stores work too.
+when no store is given; ``InMemoryVectorStore`` and other stores work too. The
+records and vectors kept here are the truth the store is repaired from when a
+write to it fails halfway.
 """
 
 from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
+from contextlib import suppress
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 from langchain_core.documents import Document
@@ -16,6 +20,9 @@ from langchain_core.vectorstores import InMemoryVectorStore, VectorStore
 
 from langchain_intercascade.bank.catalog import _Catalog, _Hit, _is_instance
 from langchain_intercascade.strategies import StrategyRecord
+
+if TYPE_CHECKING:
+    from langchain_community.vectorstores import FAISS
 
 
 def _faiss_store(embeddings: Embeddings, dim: int) -> VectorStore:
@@ -27,7 +34,7 @@ def _faiss_store(embeddings: Embeddings, dim: int) -> VectorStore:
         from langchain_community.vectorstores import FAISS
         from langchain_community.vectorstores.utils import DistanceStrategy
 
-    return FAISS(
+    store: VectorStore = FAISS(
         embedding_function=embeddings,
         index=faiss.IndexFlatIP(dim),
         docstore=InMemoryDocstore(),
@@ -35,6 +42,22 @@ def _faiss_store(embeddings: Embeddings, dim: int) -> VectorStore:
         relevance_score_fn=lambda score: score,  # inner product of unit vectors = cosine
         distance_strategy=DistanceStrategy.MAX_INNER_PRODUCT,
     )
+    return store
+
+
+def _faiss(store: VectorStore | None) -> FAISS | None:
+    """The store if it is LangChain's FAISS, whose index and docstore are written directly."""
+    if _is_instance(store, "langchain_community.vectorstores.faiss", "FAISS"):
+        return cast("FAISS", store)
+    return None
+
+
+def _metadata(record: StrategyRecord) -> dict[str, str]:
+    return {"strategy_id": record.id, "namespace": record.namespace}
+
+
+def _document(record: StrategyRecord) -> Document:
+    return Document(page_content=record.key_text, metadata=_metadata(record), id=record.id)
 
 
 class _LocalCatalog(_Catalog):
@@ -50,6 +73,14 @@ class _LocalCatalog(_Catalog):
         self.store = store
         self._records: dict[str, StrategyRecord] = {}
         self._vectors: dict[str, np.ndarray] = {}
+        # A FAISS index's width is fixed when it is built; other stores take it from
+        # the first write.
+        faiss = _faiss(store)
+        self._dim: int | None = faiss.index.d if faiss is not None else None
+
+    @property
+    def dim(self) -> int | None:
+        return self._dim
 
     def get(self, ids: Sequence[str]) -> list[StrategyRecord]:
         return [self._records[i] for i in ids if i in self._records]
@@ -69,7 +100,7 @@ class _LocalCatalog(_Catalog):
             docs = store.similarity_search_by_vector(
                 vector.tolist(), k=k, filter=lambda doc: doc.metadata["namespace"] == namespace
             )
-        elif _is_instance(store, "langchain_community.vectorstores.faiss", "FAISS"):
+        elif _faiss(store) is not None:
             # FAISS filters the fetch_k nearest vectors in Python: widen the fetch until
             # k of this namespace are found or every vector was fetched.
             fetch_k = 4 * k
@@ -93,21 +124,33 @@ class _LocalCatalog(_Catalog):
                 found.append(_Hit(record, float(stored @ vector), stored))
         return sorted(found, key=lambda hit: -hit.score)
 
-    def insert(self, record: StrategyRecord, vector: np.ndarray) -> None:
+    def insert(self, records: Sequence[StrategyRecord], vectors: np.ndarray) -> None:
         if self.store is None:
-            self.store = _faiss_store(self.embeddings, len(vector))
-        metadata = {"strategy_id": record.id, "namespace": record.namespace}
-        if hasattr(self.store, "add_embeddings"):  # FAISS: no second embedding call
-            self.store.add_embeddings(
-                [(record.key_text, vector.tolist())], metadatas=[metadata], ids=[record.id]
-            )
-        else:
-            self.store.add_documents(
-                [Document(page_content=record.key_text, metadata=metadata, id=record.id)],
-                ids=[record.id],
-            )
-        self._records[record.id] = record
-        self._vectors[record.id] = vector
+            self.store = _faiss_store(self.embeddings, vectors.shape[1])
+        ids = [r.id for r in records]
+        store = self.store
+        try:
+            if (faiss := _faiss(store)) is not None:
+                # FAISS.add_embeddings's own three steps, on the whole array: it would
+                # first rebuild the array row by row (0.7 s for 100k).
+                start = len(faiss.index_to_docstore_id)
+                faiss.index.add(vectors)
+                faiss.docstore.add({r.id: _document(r) for r in records})  # type: ignore[attr-defined]
+                faiss.index_to_docstore_id.update(enumerate(ids, start))
+            elif hasattr(store, "add_embeddings"):  # no second embedding call
+                store.add_embeddings(
+                    zip([r.key_text for r in records], vectors.tolist(), strict=True),
+                    metadatas=[_metadata(r) for r in records],
+                    ids=ids,
+                )
+            else:
+                store.add_documents([_document(r) for r in records], ids=ids)
+        except BaseException:
+            self._repair(ids)
+            raise
+        self._records.update(zip(ids, records, strict=True))
+        self._vectors.update(zip(ids, vectors, strict=True))
+        self._dim = vectors.shape[1]
 
     def update(self, records: Sequence[StrategyRecord]) -> None:
         for record in records:
@@ -115,11 +158,45 @@ class _LocalCatalog(_Catalog):
                 self._records[record.id] = record
 
     def delete(self, ids: Sequence[str]) -> None:
-        known = [i for i in ids if i in self._records]
+        # Each id once: FAISS's docstore fails halfway through a repeated id.
+        known = [i for i in dict.fromkeys(ids) if i in self._records]
         if known and self.store is not None:
-            self.store.delete(known)
+            try:
+                self.store.delete(known)
+            except BaseException:
+                self._repair(known)
+                raise
         for i in known:
             del self._records[i], self._vectors[i]
+
+    def _repair(self, attempted: list[str]) -> None:
+        """Make the store hold this catalog's records again after a write failed in it.
+
+        Args:
+            attempted: The ids the failed write was adding or removing.
+        """
+        store = self.store
+        if (faiss := _faiss(store)) is not None:
+            # FAISS changes its index, docstore and id map one after another; a failure
+            # between them leaves index positions without documents. Rebuild the index
+            # and id map from the records, and set the docstore right for the ids at stake.
+            ids = list(self._records)
+            faiss.index.reset()
+            if ids:
+                faiss.index.add(np.stack([self._vectors[i] for i in ids]))
+            faiss.index_to_docstore_id = dict(enumerate(ids))
+            docstore = faiss.docstore
+            held = {i for i in attempted if isinstance(docstore.search(i), Document)}
+            if stale := [i for i in held if i not in self._records]:
+                docstore.delete(stale)
+            lost = [i for i in attempted if i in self._records and i not in held]
+            if lost:
+                docstore.add({i: _document(self._records[i]) for i in lost})  # type: ignore[attr-defined]
+        elif store is not None:
+            # Other stores write each document whole; take back any the failed add kept.
+            if added := [i for i in attempted if i not in self._records]:
+                with suppress(Exception):
+                    store.delete(added)
 
     def vectors(self, records: Sequence[StrategyRecord]) -> np.ndarray:
         return np.array([self._vectors[r.id] for r in records], dtype=np.float32)

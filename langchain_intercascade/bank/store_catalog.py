@@ -12,7 +12,13 @@ Searches go to the store's own index (``store.search(namespace, query=...)``).
 cosine distance with its default ``distance_type="cosine"`` (the inner product,
 or minus the L2 distance, with the others, which rank unnormalized vectors
 differently). The bank takes a store that ranks by cosine and scores each hit
-by the cosine of its stored vector and the query's, as on FAISS and Chroma.
+by the cosine of its stored vector and the query's, as on FAISS and Chroma. The
+bank's vectors are as wide as the index's ``dims``; stored ones are checked
+(finite, not all zero) where they are read.
+
+A write's new strategies go to the store in batches of puts (``store.batch``),
+which the store embeds together; if a batch fails, every item of the write is
+deleted again, so the write stores all of its strategies or none.
 
 ``InMemoryStore`` serves one process; ``PostgresStore`` (pgvector) serves
 several. A write, from its dedup check to its last change, and a counter update
@@ -52,13 +58,14 @@ from typing import Any
 from weakref import WeakKeyDictionary
 
 import numpy as np
-from langgraph.store.base import BaseStore, Item
+from langgraph.store.base import BaseStore, Item, PutOp, SearchOp, validate_op_namespace
 
-from langchain_intercascade.bank.catalog import _Catalog, _Hit, _is_instance
+from langchain_intercascade.bank.catalog import _Catalog, _Hit, _is_instance, _unit, _unit_rows
 from langchain_intercascade.strategies import StrategyRecord
 
 DEFAULT_PREFIX = ("intercascade",)
-# Items listed per store.search call when a whole namespace is read.
+# Items listed per store.search call when a whole namespace is read, and items
+# written per store.batch call (PostgresStore sends a batch as one statement).
 _PAGE = 1000
 
 _process_locks: WeakKeyDictionary[BaseStore, threading.RLock] = WeakKeyDictionary()
@@ -110,7 +117,8 @@ class _StoreCatalog(_Catalog):
 
     Raises:
         ValueError: If the store has no index or ranks by another distance, the
-            prefix is empty, or a ``PostgresStore``'s pool holds one connection
+            prefix is empty, starts with ``"langgraph"`` or holds a label the
+            store refuses, or a ``PostgresStore``'s pool holds one connection
             (its advisory lock needs one of its own).
         TypeError: For an ``AsyncPostgresStore``, whose connection the lock
             cannot use from the bank's threads.
@@ -130,6 +138,11 @@ class _StoreCatalog(_Catalog):
             )
         if not prefix:
             raise ValueError("the store prefix must hold at least one label")
+        validate_op_namespace(SearchOp(tuple(prefix)))
+        if prefix[0] == "langgraph":
+            raise ValueError(
+                "the store prefix must not start with 'langgraph', which LangGraph keeps"
+            )
         if _is_instance(store, "langgraph.store.postgres.aio", "AsyncPostgresStore"):
             raise TypeError("use PostgresStore for a bank; AsyncPostgresStore is not supported")
         self._postgres = _is_instance(store, "langgraph.store.postgres.base", "PostgresStore")
@@ -139,9 +152,14 @@ class _StoreCatalog(_Catalog):
         self.store = None  # no LangChain vector store
         self.base_store = store
         self.prefix = tuple(prefix)
-        self.dims = int(index["dims"])
+        self._dim = int(index["dims"])
         # Ids are content hashes that include the namespace: a known id's namespace never changes.
         self._namespaces: dict[str, tuple[str, ...]] = {}
+
+    @property
+    def dim(self) -> int:
+        # The store's index is built for one width; the bank's vectors must match it.
+        return self._dim
 
     def _namespace(self, namespace: str) -> tuple[str, ...]:
         # Store labels may hold neither "." nor NUL; bank namespaces may.
@@ -209,42 +227,66 @@ class _StoreCatalog(_Catalog):
             parsed = self._parse(item)
             if parsed is not None and parsed[0].namespace == namespace:
                 record, stored = parsed
+                stored = _unit(stored, f"stored strategy {record.id}")
                 found.append(_Hit(record, float(stored @ vector), stored))
         return sorted(found, key=lambda hit: -hit.score)
 
-    def insert(self, record: StrategyRecord, vector: np.ndarray) -> None:
-        if len(vector) != self.dims:
+    def insert(self, records: Sequence[StrategyRecord], vectors: np.ndarray) -> None:
+        if vectors.shape[1] != self._dim:
             raise ValueError(
-                f"the store's index holds {self.dims}-dimensional vectors, but the bank's "
-                f"embeddings return {len(vector)} dimensions"
+                f"the store's index holds {self._dim}-dimensional vectors, but the bank's "
+                f"embeddings return {vectors.shape[1]} dimensions"
             )
-        value = {
-            **record.model_dump(mode="json"),
-            "key_text": record.key_text,
-            "vector": base64.b64encode(vector.astype("<f4").tobytes()).decode("ascii"),
-        }
         # The store embeds key_text alone; no TTL, as the bank evicts by usefulness.
-        self.base_store.put(
-            self._namespace(record.namespace), record.id, value, index=["key_text"], ttl=None
-        )
+        puts = [
+            PutOp(
+                self._namespace(record.namespace),
+                record.id,
+                {
+                    **record.model_dump(mode="json"),
+                    "key_text": record.key_text,
+                    "vector": base64.b64encode(vector.astype("<f4").tobytes()).decode("ascii"),
+                },
+                index=["key_text"],
+                ttl=None,
+            )
+            for record, vector in zip(records, vectors, strict=True)
+        ]
+        try:
+            self._apply(puts)
+        except BaseException:
+            # All or nothing: none of these ids was stored before, so delete them all,
+            # those of a page that failed halfway included.
+            self._apply([PutOp(op.namespace, op.key, None) for op in puts])
+            raise
+        self._namespaces.update((op.key, op.namespace) for op in puts)
 
     def update(self, records: Sequence[StrategyRecord]) -> None:
+        puts = []
         for record in records:
             item = self._item(record.id)
             if item is not None:  # a put would bring a deleted record back
                 value = {**item.value, **record.model_dump(mode="json")}
                 # index=False keeps the stored embedding: key_text does not change.
-                self.base_store.put(item.namespace, record.id, value, index=False, ttl=None)
+                puts.append(PutOp(item.namespace, record.id, value, index=False, ttl=None))
+        self._apply(puts)
 
     def delete(self, ids: Sequence[str]) -> None:
-        for strategy_id in ids:
-            item = self._item(strategy_id)
-            if item is not None:
-                self.base_store.delete(item.namespace, strategy_id)
+        items = (self._item(strategy_id) for strategy_id in dict.fromkeys(ids))
+        self._apply([PutOp(i.namespace, i.key, None) for i in items if i is not None])
+
+    def _apply(self, ops: Sequence[PutOp]) -> None:
+        """Puts and deletes, a page of them per ``store.batch`` call."""
+        for op in ops:
+            validate_op_namespace(op)  # store.batch skips the checks store.put makes
+        for start in range(0, len(ops), _PAGE):
+            self.base_store.batch(ops[start : start + _PAGE])
 
     def vectors(self, records: Sequence[StrategyRecord]) -> np.ndarray:
+        if not records:
+            return np.zeros((0, self._dim), dtype=np.float32)
         listed = self._list(self.prefix)
-        return np.array([listed[r.id][1] for r in records], dtype=np.float32)
+        return _unit_rows([listed[r.id][1] for r in records], len(records), "stored strategies")
 
     @contextmanager
     def exclusive(self) -> Iterator[None]:

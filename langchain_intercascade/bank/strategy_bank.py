@@ -27,10 +27,18 @@ from langgraph.store.base import BaseStore
 from pydantic import BaseModel, Field
 
 from langchain_intercascade.bank import persistence
-from langchain_intercascade.bank.catalog import _Catalog, _check_namespace, _is_instance, _unit
+from langchain_intercascade.bank.catalog import (
+    _Catalog,
+    _check_namespace,
+    _check_width,
+    _is_instance,
+    _unit,
+    _unit_rows,
+)
 from langchain_intercascade.bank.chroma_catalog import _ChromaCatalog
 from langchain_intercascade.bank.local_catalog import _LocalCatalog
 from langchain_intercascade.bank.store_catalog import DEFAULT_PREFIX, _StoreCatalog
+from langchain_intercascade.bank.writes import _as_record, _Writer
 from langchain_intercascade.strategies import RetrievedStrategy, Strategy, StrategyRecord
 
 if TYPE_CHECKING:
@@ -41,8 +49,6 @@ DedupPolicy = Literal["merge", "skip"]
 SearchType = Literal["similarity", "mmr"]
 # Scores equal to this many decimals are a tie, which the more useful strategy wins.
 _TIE_DECIMALS = 4
-# How many near neighbours a shared-store writer reconciles after its write.
-_SETTLE_K = 8
 
 
 def _now() -> datetime:
@@ -333,7 +339,7 @@ class StrategyBank:
             How many strategies were removed.
         """
         with self._lock, self._catalog.exclusive():
-            known = [r.id for r in self._catalog.get(list(strategy_ids))]
+            known = [r.id for r in self._catalog.get(list(dict.fromkeys(strategy_ids)))]
             self._catalog.delete(known)
         return len(known)
 
@@ -362,14 +368,21 @@ class StrategyBank:
 
         Raises:
             TypeError: If ``strategy`` is neither a Strategy nor a StrategyRecord.
-            ValueError: If the namespace is empty.
+            ValueError: If the namespace is empty, or the embeddings return an
+                empty, all-zero or non-finite vector, or one of another width
+                than the stored ones; nothing is stored then.
+            Exception: Whatever the store raises, with the bank as it was: a
+                write that fails halfway is rolled back, and an eviction past
+                ``max_size`` that fails refuses the add. Should taking the new
+                strategy back fail too, that error is raised, and the namespace
+                holds one strategy past ``max_size`` until a later write evicts.
         """
-        record = self._as_record(strategy, namespace, source_query, model)
+        record = _as_record(strategy, namespace, source_query, model)
         stored = self.get(record.id)
         if stored is not None:
             return stored
-        vector = _unit(self.embeddings.embed_documents([record.key_text])[0])
-        return self._write(record, vector)
+        vectors = self.embeddings.embed_documents([record.key_text])
+        return self._write([record], _unit_rows(vectors, 1, f"strategy {record.id}"))[0]
 
     async def aadd(
         self,
@@ -380,85 +393,38 @@ class StrategyBank:
         model: str | None = None,
     ) -> StrategyRecord:
         """Async :meth:`add`: embeds with ``aembed_documents``."""
-        record = self._as_record(strategy, namespace, source_query, model)
+        record = _as_record(strategy, namespace, source_query, model)
         stored = await asyncio.to_thread(self.get, record.id)
         if stored is not None:
             return stored
-        vector = _unit((await self.embeddings.aembed_documents([record.key_text]))[0])
-        return await asyncio.to_thread(self._write, record, vector)
+        vectors = await self.embeddings.aembed_documents([record.key_text])
+        unit = _unit_rows(vectors, 1, f"strategy {record.id}")
+        return (await asyncio.to_thread(self._write, [record], unit))[0]
 
-    @staticmethod
-    def _as_record(
-        strategy: Strategy | StrategyRecord,
-        namespace: str,
-        source_query: str | None,
-        model: str | None,
-    ) -> StrategyRecord:
-        if isinstance(strategy, StrategyRecord):
-            return strategy
-        if not isinstance(strategy, Strategy):
-            raise TypeError(f"expected a Strategy or StrategyRecord, got {type(strategy).__name__}")
-        return StrategyRecord.create(
-            strategy,
-            namespace=_check_namespace(namespace),
-            source_query=source_query,
-            model=model,
-        )
+    def _write(
+        self, records: Sequence[StrategyRecord], vectors: np.ndarray
+    ) -> list[StrategyRecord]:
+        """Store records with their unit vectors (one row each), all or nothing.
 
-    def _write(self, record: StrategyRecord, vector: np.ndarray) -> StrategyRecord:
-        with self._lock, self._catalog.exclusive():
-            stored = self._catalog.get([record.id])
-            if stored:  # a concurrent writer stored it first
-                return stored[0]
-            twins = self._twins(record, vector, 1)
-            if twins:
-                return self._fold(twins[0], [record])
-            self._catalog.insert(record, vector)
-            if self._catalog.shared:
-                record = self._settle(record, vector)
-            self._evict(record.namespace, keep=record.id)
-            return record
+        Each record is deduplicated as if the records were added one by one:
+        against the stored strategies and the new ones before it. The new ones
+        are then inserted in one call. If that, a merge or the eviction past
+        ``max_size`` fails, the new records are taken back and the merged ones
+        restored, so the bank holds what it held before, and the error is raised.
+        Under the bank's lock and the catalog's ``exclusive()`` lock, so that
+        dedup sees every earlier write of any bank on a shared store.
 
-    def _twins(self, record: StrategyRecord, vector: np.ndarray, k: int) -> list[StrategyRecord]:
-        if self.dedup_threshold is None:
-            return []
-        hits = self._catalog.nearest(vector, k, record.namespace, record.key_text)
-        return [h.record for h in hits if h.score >= self.dedup_threshold]
-
-    def _fold(self, survivor: StrategyRecord, duplicates: list[StrategyRecord]) -> StrategyRecord:
-        if self.dedup_policy == "skip":
-            return survivor
-        for duplicate in duplicates:
-            survivor = survivor.merged_with(duplicate)
-        self._catalog.update([survivor])
-        return survivor
-
-    def _settle(self, record: StrategyRecord, vector: np.ndarray) -> StrategyRecord:
-        """Resolve near-duplicates that writers in other processes stored meanwhile.
-
-        Every writer keeps the earliest of a group of near-duplicates and removes
-        the rest, so whichever writer sees the group resolves it the same way.
+        Returns:
+            For each record, the record that now holds its strategy.
         """
-        group = {r.id: r for r in self._twins(record, vector, _SETTLE_K)}
-        group[record.id] = record
-        survivor = min(group.values(), key=lambda r: (r.created_at, r.id))
-        duplicates = [r for r in group.values() if r.id != survivor.id]
-        if not duplicates:
-            return record
-        self._catalog.delete([r.id for r in duplicates])
-        return self._fold(survivor, duplicates)
-
-    def _evict(self, namespace: str, *, keep: str) -> None:
-        if self.max_size is None:
-            return
-        records = self._catalog.records(namespace)
-        excess = len(records) - self.max_size
-        if excess > 0:
-            candidates = sorted(
-                (r for r in records if r.id != keep),
-                key=lambda r: (r.usefulness, r.last_active),
-            )
-            self._catalog.delete([r.id for r in candidates[:excess]])
+        writer = _Writer(
+            self._catalog,
+            dedup_threshold=self.dedup_threshold,
+            dedup_policy=self.dedup_policy,
+            max_size=self.max_size,
+        )
+        with self._lock, self._catalog.exclusive():
+            return writer.write(records, vectors)
 
     # -- usefulness feedback ------------------------------------------------------
 
@@ -536,12 +502,14 @@ class StrategyBank:
             the order MMR picked them with ``"mmr"``).
 
         Raises:
-            ValueError: If an option is out of range.
+            ValueError: If an option is out of range, or the embeddings return an
+                empty, all-zero or non-finite vector or one of another width than
+                the stored ones.
         """
         self._check_search(k, namespace, search_type, lambda_mult)
         if self._empty():
             return []
-        vector = _unit(self.embeddings.embed_query(query))
+        vector = _unit(self.embeddings.embed_query(query), "the query")
         return self._search_vector(
             query, vector, k, score_threshold, namespace, search_type, fetch_k, lambda_mult
         )
@@ -561,7 +529,7 @@ class StrategyBank:
         self._check_search(k, namespace, search_type, lambda_mult)
         if await asyncio.to_thread(self._empty):
             return []
-        vector = _unit(await self.embeddings.aembed_query(query))
+        vector = _unit(await self.embeddings.aembed_query(query), "the query")
         return await asyncio.to_thread(
             self._search_vector,
             query,
@@ -601,6 +569,7 @@ class StrategyBank:
     ) -> list[RetrievedStrategy]:
         # Similarity fetches past k so that a tie at the k-th place can go to usefulness.
         with self._lock:
+            _check_width(vector, self._catalog.dim, "the query")
             hits = self._catalog.nearest(
                 vector, max(fetch_k, k) if search_type == "mmr" else 2 * k, namespace, query
             )
@@ -638,18 +607,26 @@ class StrategyBank:
         """Write the whole bank to a folder, without pickle.
 
         The folder holds ``manifest.json`` (format version, count, dimension and
-        the names of the data files), a JSONL file of records and a ``.npy`` file
-        of vectors. Each save writes new data files and then replaces the
-        manifest atomically, so a crash at any point leaves a complete bank: the
-        new one or the previous one.
+        the names and SHA-256 checksums of the data files), a JSONL file of
+        records and a ``.npy`` file of vectors. Each save writes new data files
+        and then replaces the manifest atomically, so a crash at any point
+        leaves a complete bank (the new one or the previous one) and a load
+        running meanwhile reads one of the two. Saves to one folder take turns;
+        each removes the data files of earlier saves, including those a killed
+        save left behind. Only files named like the bank's own are ever
+        written or removed, whatever a manifest found there says.
 
         Args:
-            folder: Where to write.
+            folder: Where to write; the bank's folder (created if missing).
 
         Returns:
             The folder's path.
+
+        Raises:
+            OSError: If the folder cannot be written; the bank saved there
+                before is left as it was.
         """
-        with self._lock:
+        with self._lock, self._catalog.exclusive():  # records and vectors of one moment
             records = self.records()
             vectors = self._catalog.vectors(records)
         return persistence.write_bank(folder, records, vectors)
@@ -665,33 +642,50 @@ class StrategyBank:
     ) -> StrategyBank:
         """Read a bank written by :meth:`save`, exactly as it was saved.
 
+        Every file is checked (checksums, shapes, finite unit vectors, valid
+        records) before anything is stored; the records and vectors then go
+        into the store in one call. Banks saved by format version 2, which has
+        no checksums, are read with every check but those.
+
         Args:
             folder: The folder :meth:`save` wrote.
             embeddings: The same embeddings the bank was built with.
             vectorstore: An empty store to load into; None uses FAISS.
             **kwargs: Other :class:`StrategyBank` options (``dedup_threshold``,
-                ``dedup_policy``, ``max_size``) for later writes.
+                ``dedup_policy``, ``max_size``) for later writes, or ``store=``
+                (and ``store_prefix``) to load into a LangGraph store whose
+                prefix holds no strategies yet.
 
         Returns:
             The bank.
 
         Raises:
-            FileNotFoundError: If the folder is not a saved bank.
-            ValueError: If the files are inconsistent, of an unknown format
-                version, or of another embedding dimension than ``embeddings``.
+            FileNotFoundError: If the folder is not a saved bank (it has no
+                ``manifest.json``).
+            BankCorruptedError: If a file of the bank is missing, damaged,
+                inconsistent with the manifest or of an unknown format version;
+                the message names the file and what is wrong.
+            ValueError: If ``embeddings`` (or the store) has another dimension
+                than the saved vectors.
         """
-        saved = persistence.read_bank(folder)
         bank = cls(embeddings, vectorstore=vectorstore, **kwargs)
-        if saved.records:
+        with persistence.without_gc():
+            saved = persistence.read_bank(folder)
+            if not saved.records:
+                return bank
             probe = len(embeddings.embed_query("dimension check"))
             if probe != saved.dim:
                 raise ValueError(
                     f"{Path(folder)}: the bank was built with {saved.dim}-dimensional "
                     f"embeddings, but the embeddings given produce {probe} dimensions"
                 )
-        with bank._lock:
-            for record, vector in zip(saved.records, saved.vectors, strict=True):
-                bank._catalog.insert(record, vector)
+            with bank._lock, bank._catalog.exclusive():
+                if bank._catalog.dim not in (None, saved.dim):
+                    raise ValueError(
+                        f"{Path(folder)}: the saved vectors have {saved.dim} dimensions, "
+                        f"the store given {bank._catalog.dim}"
+                    )
+                bank._catalog.insert(saved.records, saved.vectors)
         return bank
 
     def export_jsonl(self, path: str | os.PathLike[str], *, namespace: str | None = None) -> int:
@@ -730,8 +724,13 @@ class StrategyBank:
 
         Raises:
             ValueError: If a line is neither a record nor a strategy (the message
-                names the line); nothing is imported then.
+                names the line), or the embeddings return an empty, all-zero or
+                non-finite vector or one of another width than the stored ones;
+                nothing is imported then. Nor is anything imported when the
+                store fails: its error is raised with the bank as it was.
         """
         records = persistence.read_jsonl(path, namespace)
+        if not records:
+            return []
         vectors = self.embeddings.embed_documents([r.key_text for r in records])
-        return [self._write(r, _unit(v)) for r, v in zip(records, vectors, strict=True)]
+        return self._write(records, _unit_rows(vectors, len(records), str(path)))

@@ -16,10 +16,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from loopback import free_port, serving
 
 from langchain_intercascade import Strategy, StrategyBank, create_intercascade
+from langchain_intercascade.bank import persistence
+from langchain_intercascade.strategies import StrategyRecord
 from langchain_intercascade.testing import BagOfWordsEmbeddings, ScriptedChatModel
 
 pytestmark = [
@@ -145,6 +148,34 @@ def test_another_client_sees_the_same_records_and_counters(make_bank, tmp_path):
     reader.save(tmp_path / "saved")
     copy = StrategyBank.load(tmp_path / "saved", embeddings=EMBEDDINGS)
     assert copy.records() == reader.records()
+
+
+def test_a_bank_loads_into_chroma_in_batches_and_checks_widths(make_bank, tmp_path):
+    small = BagOfWordsEmbeddings(dim=256)  # Chroma indexes 4096 dimensions slowly
+    words = [a + b + c + d for a in LETTERS for b in LETTERS for c in LETTERS for d in LETTERS]
+    persistence.write_jsonl(
+        tmp_path / "strategies.jsonl",
+        [
+            StrategyRecord.create(strategy(word), source_query=f"{word} question")
+            for word in words[:1100]  # two of Chroma's batches
+        ],
+    )
+    source = StrategyBank(small, dedup_threshold=None)
+    source.import_jsonl(tmp_path / "strategies.jsonl")
+    source.save(tmp_path / "saved")
+    store = make_bank().vectorstore
+    loaded = StrategyBank.load(tmp_path / "saved", embeddings=small, vectorstore=store)
+    assert len(loaded) == 1100 and loaded.records() == source.records()
+    loaded.save(tmp_path / "again")  # the vectors went in beside their records
+    again = persistence.read_bank(tmp_path / "again")
+    np.testing.assert_allclose(again.vectors, persistence.read_bank(tmp_path / "saved").vectors)
+    # Another client learns the width from the collection and refuses another one.
+    wide = make_bank()
+    with pytest.raises(ValueError, match="4096-dimensional.*256-dimensional"):
+        wide.add(strategy("ages"), source_query="ages question")
+    with pytest.raises(ValueError, match="4096-dimensional.*256-dimensional"):
+        wide.search("abcd question")
+    assert len(wide) == 1100
 
 
 def test_the_cascade_runs_on_a_chroma_bank_per_tenant(make_bank):

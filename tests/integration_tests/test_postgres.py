@@ -12,7 +12,7 @@ import importlib.util
 import multiprocessing
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,8 @@ import pytest
 from pgvector import pgvector_server
 
 from langchain_intercascade import Strategy, StrategyBank
+from langchain_intercascade.bank import persistence, store_catalog
+from langchain_intercascade.strategies import StrategyRecord
 
 # The suite every backend passes, from the unit tests.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit_tests"))
@@ -84,6 +86,52 @@ def test_a_pool_of_one_connection_is_refused(conninfo: str) -> None:
     with PostgresStore.from_conn_string(conninfo, index=INDEX, pool_config=pool) as store:  # type: ignore[arg-type]
         with pytest.raises(ValueError, match="max_size of at least 2"):
             StrategyBank.from_store(store)
+
+
+class Fault(Exception):
+    """The injected failure."""
+
+
+def test_a_bulk_write_that_fails_halfway_stores_none_of_it(
+    conninfo: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from langgraph.store.base import Op, PutOp, Result
+    from langgraph.store.postgres import PostgresStore
+
+    class FlakyStore(PostgresStore):
+        """Its ``fail_on``-th batch of new items is written, then raises."""
+
+        fail_on = 2
+        pages = 0
+
+        def batch(self, ops: Iterable[Op]) -> list[Result]:
+            ops = list(ops)
+            result = super().batch(ops)
+            if any(isinstance(op, PutOp) and op.value is not None and op.index for op in ops):
+                self.pages += 1
+                if self.pages == self.fail_on:
+                    raise Fault("injected after the page was written")
+            return result
+
+    prefix = (f"flaky-{uuid.uuid4().hex[:8]}",)
+    words = ["trains", "paint", "coins", "ages", "rent"]
+    path = tmp_path / "import.jsonl"
+    persistence.write_jsonl(
+        path, [StrategyRecord.create(strategy(w), source_query=f"{w} puzzle") for w in words]
+    )
+    with FlakyStore.from_conn_string(conninfo, index=INDEX) as store:  # type: ignore[arg-type]
+        bank = StrategyBank.from_store(store, store_prefix=prefix)
+        kept = bank.add(strategy("kept"), source_query="kept question")
+        monkeypatch.setattr(store_catalog, "_PAGE", 2)  # three pages; the second fails
+        store.pages = 0
+        with pytest.raises(Fault):
+            bank.import_jsonl(path)
+        assert store.pages == 2
+        assert bank.records() == [kept] and len(store.search(prefix, limit=100)) == 1
+        assert [s.record for s in bank.search("trains puzzle", k=5)] == [kept]
+        store.fail_on = 0  # the fault is gone: the import stores every strategy
+        assert len(bank.import_jsonl(path)) == 5 and len(bank) == 6
+        assert bank.search("coins puzzle", k=1)[0].record.strategy.title == "coins"
 
 
 def strategy(word: str, detail: str = "") -> Strategy:

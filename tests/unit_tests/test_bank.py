@@ -12,6 +12,7 @@ from langchain_core.vectorstores import InMemoryVectorStore, VectorStore
 from langchain_tests.integration_tests import RetrieversIntegrationTests
 
 from langchain_intercascade import Strategy, StrategyBank, StrategyRetriever
+from langchain_intercascade.bank import FORMAT_VERSION
 from langchain_intercascade.strategies import StrategyRecord
 from langchain_intercascade.testing import BagOfWordsEmbeddings
 
@@ -282,7 +283,8 @@ def test_save_and_load_round_trip_keeps_records_counters_and_scores(tmp_path):
     ]
     assert loaded.search("secret", namespace="tenant-a")[0].record.strategy.title == "Private"
     manifest = json.loads((tmp_path / "bank" / "manifest.json").read_text())
-    assert manifest["format_version"] == 2 and manifest["count"] == 5 and manifest["dim"] == 256
+    assert manifest["format_version"] == FORMAT_VERSION == 3
+    assert manifest["count"] == 5 and manifest["dim"] == 256
 
 
 def test_saving_over_a_bank_replaces_it_and_leaves_no_old_files(tmp_path):

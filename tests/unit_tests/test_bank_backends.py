@@ -21,6 +21,7 @@ from langchain_core.vectorstores import InMemoryVectorStore
 from langgraph.store.memory import InMemoryStore
 
 from langchain_intercascade import Strategy, StrategyBank
+from langchain_intercascade.bank import persistence
 from langchain_intercascade.strategies import StrategyRecord
 from langchain_intercascade.testing import BagOfWordsEmbeddings
 
@@ -51,6 +52,28 @@ def fill(bank: StrategyBank, namespace: str = "default") -> list[StrategyRecord]
         bank.add(strategy(title, query), source_query=query, namespace=namespace)
         for title, query in PROBLEMS
     ]
+
+
+def baskets(n: int) -> str:
+    # The embeddings ignore digits: every such query embeds alike.
+    return f"Sam has {n} baskets with {n + 1} apples in each basket"
+
+
+# What an import holds: near-duplicates of a stored strategy, of each other (in two
+# namespaces), an exact copy of an earlier line, and distinct strategies.
+IMPORTED = [
+    ("Equal groups", "default", baskets(2), "Do not add"),
+    ("Speed", "default", "train speed distance time", "Check units"),
+    ("Equal groups", "tenant", baskets(4), "Count"),
+    ("Equal groups", "default", baskets(6), "Check units"),
+    ("Equal groups", "default", baskets(2), "Do not add"),
+    ("Percent", "tenant", "percent discount on a price", "Round last"),
+    ("Equal groups", "tenant", baskets(8), "Do NOT add"),
+]
+
+
+class Fault(Exception):
+    """The injected failure."""
 
 
 def cosine(a: str, b: str) -> float:
@@ -178,6 +201,94 @@ class BankBehaviour:
             return len(found), stored.times_accepted
 
         assert asyncio.run(run()) == (1, 1)
+
+    @pytest.mark.parametrize("policy", ["merge", "skip"])
+    def test_an_import_deduplicates_as_adding_one_by_one(
+        self, make_bank: MakeBank, tmp_path: Any, policy: str
+    ) -> None:
+        lines = [
+            StrategyRecord.create(
+                strategy(title, pitfalls=[pitfall]), namespace=namespace, source_query=query
+            )
+            for title, namespace, query, pitfall in IMPORTED
+        ]
+        path = tmp_path / "import.jsonl"
+        persistence.write_jsonl(path, lines)
+        stored = StrategyRecord.create(strategy("Stored groups"), source_query=baskets(1))
+        at_once, one_by_one = make_bank(dedup_policy=policy), make_bank(dedup_policy=policy)
+        at_once.add(stored), one_by_one.add(stored)
+        returned = at_once.import_jsonl(path)
+        expected = []
+        for i, line in enumerate(lines):
+            single = tmp_path / f"line-{i}.jsonl"
+            persistence.write_jsonl(single, [line])
+            expected += one_by_one.import_jsonl(single)
+        assert at_once.records() == one_by_one.records()
+        assert returned == [one_by_one.get(r.id) for r in expected]
+        titles = {(r.namespace, r.strategy.title) for r in at_once.records()}
+        assert titles == {
+            ("default", "Stored groups"),
+            ("default", "Speed"),
+            ("tenant", "Equal groups"),
+            ("tenant", "Percent"),
+        }
+        groups = at_once.get(stored.id)
+        assert groups is not None
+        if policy == "merge":
+            assert groups.variants == 3 and groups.strategy.pitfalls == [
+                "Do not add",
+                "Check units",
+            ]
+        else:
+            assert groups == stored
+
+    def test_embeddings_of_another_width_are_refused(self, make_bank: MakeBank) -> None:
+        bank = make_bank()
+        stored = fill(bank)
+        bank.embeddings = BagOfWordsEmbeddings(dim=64)
+        with pytest.raises(ValueError, match=r"64-dimensional.*2000-dimensional"):
+            bank.add(strategy("Ages"), source_query="ages now and later")
+        with pytest.raises(ValueError, match=r"64-dimensional.*2000-dimensional"):
+            bank.search("apples in each basket")
+        bank.embeddings = EMBEDDINGS
+        assert bank.records() == stored
+        assert bank.search("apples in each basket", k=1)[0].record == stored[0]
+
+    def test_a_write_whose_eviction_fails_is_taken_back(
+        self, make_bank: MakeBank, monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+    ) -> None:
+        bank = make_bank(max_size=4)
+        fill(bank)
+        before = bank.records()
+        lines = [  # merged into a stored strategy, then a new one past max_size
+            StrategyRecord.create(
+                strategy("Groups again", pitfalls=["New pitfall"]), source_query=PROBLEMS[0][1]
+            ),
+            StrategyRecord.create(strategy("Ages"), source_query="ages now and later"),
+        ]
+        path = tmp_path / "import.jsonl"
+        persistence.write_jsonl(path, lines)
+        catalog = bank._catalog
+        delete = catalog.delete
+        calls: list[object] = []
+
+        def fail_first(ids: Any) -> None:
+            calls.append(list(ids))
+            if len(calls) == 1:  # the eviction; taking the new strategy back then works
+                raise Fault("injected")
+            delete(ids)
+
+        monkeypatch.setattr(catalog, "delete", fail_first)
+        with pytest.raises(Fault):
+            bank.import_jsonl(path)
+        monkeypatch.undo()
+        assert calls[1] == [lines[1].id]
+        assert bank.records() == before  # the merge undone, the new strategy taken back
+        found = bank.search("ages now and later", k=4)
+        assert lines[1].id not in {s.record.id for s in found}
+        merged, ages = bank.import_jsonl(path)
+        assert merged.id == before[0].id and merged.strategy.pitfalls == ["New pitfall"]
+        assert len(bank) == 4 and bank.get(ages.id) == ages
 
     def test_save_and_load_into_faiss(self, make_bank: MakeBank, tmp_path: Any) -> None:
         bank = make_bank()

@@ -7,13 +7,17 @@ from __future__ import annotations
 
 import base64
 import threading
+from collections.abc import Iterable
 
 import numpy as np
 import pytest
 from langchain_core.vectorstores import InMemoryVectorStore
+from langgraph.store.base import Op, PutOp, Result
 from langgraph.store.memory import InMemoryStore
 
 from langchain_intercascade import Strategy, StrategyBank, create_intercascade
+from langchain_intercascade.bank import persistence, store_catalog
+from langchain_intercascade.strategies import StrategyRecord
 from langchain_intercascade.testing import BagOfWordsEmbeddings, fake_models
 
 EMBEDDINGS = BagOfWordsEmbeddings()
@@ -95,7 +99,7 @@ def test_a_store_must_search_by_cosine_with_the_banks_width():
     with pytest.raises(ValueError, match="at least one label"):
         StrategyBank(EMBEDDINGS, store=indexed_store(), store_prefix=())
     narrow = StrategyBank(BagOfWordsEmbeddings(dim=64), store=indexed_store())
-    with pytest.raises(ValueError, match="256-dimensional .* 64 dimensions"):
+    with pytest.raises(ValueError, match=r"64-dimensional.*256-dimensional"):
         narrow.add(strategy("A"))
     assert len(narrow) == 0
 
@@ -152,3 +156,109 @@ def test_a_store_without_an_index_leaves_the_cascade_standard():
     assert "distill_strategy" not in cascade.get_graph().nodes
     assert cascade.invoke(SAM)["route"] == "strong" and cascade.store is store
     assert store.list_namespaces() == []
+
+
+class Fault(Exception):
+    """The injected failure."""
+
+
+class FlakyStore(InMemoryStore):
+    """Counts its batches of new items; the ``fail_on``-th is written, then raises."""
+
+    def __init__(self, fail_on: int = 0) -> None:
+        super().__init__(index={"embed": EMBEDDINGS, "dims": EMBEDDINGS.dim})
+        self.fail_on = fail_on
+        self.pages: list[int] = []
+
+    def batch(self, ops: Iterable[Op]) -> list[Result]:
+        ops = list(ops)
+        result = super().batch(ops)
+        if any(isinstance(op, PutOp) and op.value is not None and op.index for op in ops):
+            self.pages.append(len(ops))
+            if len(self.pages) == self.fail_on:
+                raise Fault("injected after the page was written")
+        return result
+
+
+def test_a_bulk_write_that_fails_halfway_stores_none_of_it(tmp_path, monkeypatch):
+    store = FlakyStore()
+    bank = StrategyBank.from_store(store)
+    kept = bank.add(strategy("Kept"), source_query="apples in baskets")
+    words = ["trains", "paint", "coins", "ages", "rent"]
+    path = tmp_path / "import.jsonl"
+    persistence.write_jsonl(
+        path, [StrategyRecord.create(strategy(w), source_query=f"{w} puzzle") for w in words]
+    )
+    monkeypatch.setattr(store_catalog, "_PAGE", 2)
+    store.fail_on, store.pages = 2, []  # three pages; the second fails
+    with pytest.raises(Fault):
+        bank.import_jsonl(path)
+    assert store.pages == [2, 2]
+    assert bank.records() == [kept] and len(store.search(("intercascade",))) == 1
+    assert [s.record for s in bank.search("trains puzzle", k=5)] == [kept]
+    store.fail_on = 0  # the fault is gone: the import stores every strategy
+    assert len(bank.import_jsonl(path)) == 5 and len(bank) == 6
+    assert bank.search("coins puzzle", k=1)[0].record.strategy.title == "coins"
+
+
+def test_load_into_a_store_checks_and_writes_in_one_batch(tmp_path):
+    saved = StrategyBank(EMBEDDINGS)
+    for word in ("apples", "trains", "paint"):
+        saved.add(strategy(word), namespace="tenant", source_query=f"{word} question")
+    saved.save(tmp_path / "bank")
+    store = FlakyStore()
+    loaded = StrategyBank.load(tmp_path / "bank", embeddings=EMBEDDINGS, store=store)
+    assert store.pages == [3] and loaded.records() == saved.records()
+    (found,) = loaded.search("trains question", k=1, namespace="tenant")
+    (expected,) = saved.search("trains question", k=1, namespace="tenant")
+    assert found.record == expected.record and found.score == pytest.approx(expected.score)
+    narrow = InMemoryStore(index={"embed": BagOfWordsEmbeddings(dim=64), "dims": 64})
+    with pytest.raises(ValueError, match="256-dimensional"):
+        StrategyBank.load(tmp_path / "bank", embeddings=BagOfWordsEmbeddings(dim=64), store=narrow)
+    assert narrow.search(("intercascade",)) == []
+
+
+def test_a_corrupt_stored_vector_is_named_not_scored():
+    store = indexed_store()
+    bank = StrategyBank.from_store(store)
+    record = bank.add(strategy("Zero"), source_query="apples in baskets")
+    item = store.get(("intercascade", "default"), record.id)
+    assert item is not None
+    zero = base64.b64encode(np.zeros(EMBEDDINGS.dim, dtype="<f4").tobytes()).decode("ascii")
+    store.put(item.namespace, item.key, {**item.value, "vector": zero}, index=False)
+    with pytest.raises(ValueError, match=f"stored strategy {record.id}: .*all-zero"):
+        bank.search("apples in baskets")
+
+
+def test_banks_importing_one_file_at_once_store_it_once(tmp_path):
+    store = indexed_store()
+    banks = [StrategyBank.from_store(store) for _ in range(3)]
+    lines = [
+        StrategyRecord.create(strategy(w, "x"), source_query=f"{w} question {n}")
+        for n in range(3)
+        for w in ("apples", "trains", "paint", "coins")
+    ]
+    path = tmp_path / "import.jsonl"
+    persistence.write_jsonl(path, lines)
+    start = threading.Barrier(len(banks))
+    returned: list[list[StrategyRecord]] = [[] for _ in banks]
+
+    def run(index: int) -> None:
+        start.wait()
+        returned[index] = banks[index].import_jsonl(path)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(banks))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    # Each family's variants merged into one strategy, by whichever bank came first.
+    assert sorted(r.strategy.title for r in banks[0].records()) == [
+        "apples",
+        "coins",
+        "paint",
+        "trains",
+    ]
+    assert len(store.search(("intercascade",), limit=100)) == 4
+    ids = [[r.id for r in found] for found in returned]
+    assert ids[0] == ids[1] == ids[2] and set(ids[0]) == {r.id for r in banks[0].records()}
