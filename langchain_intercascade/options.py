@@ -35,6 +35,7 @@ from pydantic import (
     StrictFloat,
     StrictInt,
     field_validator,
+    model_validator,
 )
 
 from langchain_intercascade.answers import AnswerExtractor, extract_number
@@ -195,6 +196,15 @@ class CascadeOptions(BaseModel):
         if not callable(value):
             raise ValueError(f"must be callable, got {type(value).__name__}")
         return value
+
+    @model_validator(mode="after")
+    def _strong_judge_needs_a_threshold(self) -> CascadeOptions:
+        # Without strong_threshold the strong answer is never judged: say so, not ignore it.
+        if self.strong_judge is not None and self.strong_threshold is None:
+            raise ValueError(
+                "strong_judge is used only in two-threshold mode: set strong_threshold"
+            )
+        return self
 
     @property
     def threshold_value(self) -> float:
