@@ -1,21 +1,19 @@
-"""The in-process backend: records in memory, any LangChain vector store as the index.
+"""The backend for a LangChain vector store given to the bank: records here, the store as index.
 
-FAISS (a flat inner-product index over unit vectors) is built on the first write
-when no store is given; ``InMemoryVectorStore`` and other stores work too. The
+``InMemoryVectorStore``, LangChain's ``FAISS`` and other stores work. The
 records and vectors kept here are the truth the store is repaired from when a
-write to it fails halfway.
+write to it fails halfway. Without a store the bank uses
+:mod:`~langchain_intercascade.bank.faiss_catalog` instead.
 """
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
 from contextlib import suppress
 from typing import TYPE_CHECKING, cast
 
 import numpy as np
 from langchain_core.documents import Document
-from langchain_core.embeddings import Embeddings
 from langchain_core.vectorstores import InMemoryVectorStore, VectorStore
 
 from langchain_intercascade.bank.catalog import _Catalog, _Hit, _is_instance
@@ -23,26 +21,6 @@ from langchain_intercascade.strategies import StrategyRecord
 
 if TYPE_CHECKING:
     from langchain_community.vectorstores import FAISS
-
-
-def _faiss_store(embeddings: Embeddings, dim: int) -> VectorStore:
-    with warnings.catch_warnings():
-        # langchain-community warns on import that it is being sunset; FAISS still works.
-        warnings.simplefilter("ignore", DeprecationWarning)
-        import faiss
-        from langchain_community.docstore.in_memory import InMemoryDocstore
-        from langchain_community.vectorstores import FAISS
-        from langchain_community.vectorstores.utils import DistanceStrategy
-
-    store: VectorStore = FAISS(
-        embedding_function=embeddings,
-        index=faiss.IndexFlatIP(dim),
-        docstore=InMemoryDocstore(),
-        index_to_docstore_id={},
-        relevance_score_fn=lambda score: score,  # inner product of unit vectors = cosine
-        distance_strategy=DistanceStrategy.MAX_INNER_PRODUCT,
-    )
-    return store
 
 
 def _faiss(store: VectorStore | None) -> FAISS | None:
@@ -64,12 +42,12 @@ class _LocalCatalog(_Catalog):
     """Records in this process; the vector store is the similarity index.
 
     Args:
-        embeddings: Passed to the FAISS store built on the first write.
-        store: The index; None builds FAISS on the first write.
+        store: The index.
     """
 
-    def __init__(self, embeddings: Embeddings, store: VectorStore | None) -> None:
-        self.embeddings = embeddings
+    store: VectorStore
+
+    def __init__(self, store: VectorStore) -> None:
         self.store = store
         self._records: dict[str, StrategyRecord] = {}
         self._vectors: dict[str, np.ndarray] = {}
@@ -93,7 +71,7 @@ class _LocalCatalog(_Catalog):
 
     def nearest(self, vector: np.ndarray, k: int, namespace: str, text: str) -> list[_Hit]:
         store = self.store
-        if store is None or not self._records:
+        if not self._records:
             return []
         docs: list[Document]
         if isinstance(store, InMemoryVectorStore):  # filters with a callable
@@ -125,8 +103,6 @@ class _LocalCatalog(_Catalog):
         return sorted(found, key=lambda hit: -hit.score)
 
     def insert(self, records: Sequence[StrategyRecord], vectors: np.ndarray) -> None:
-        if self.store is None:
-            self.store = _faiss_store(self.embeddings, vectors.shape[1])
         ids = [r.id for r in records]
         store = self.store
         try:
@@ -160,7 +136,7 @@ class _LocalCatalog(_Catalog):
     def delete(self, ids: Sequence[str]) -> None:
         # Each id once: FAISS's docstore fails halfway through a repeated id.
         known = [i for i in dict.fromkeys(ids) if i in self._records]
-        if known and self.store is not None:
+        if known:
             try:
                 self.store.delete(known)
             except BaseException:
@@ -192,7 +168,7 @@ class _LocalCatalog(_Catalog):
             lost = [i for i in attempted if i in self._records and i not in held]
             if lost:
                 docstore.add({i: _document(self._records[i]) for i in lost})  # type: ignore[attr-defined]
-        elif store is not None:
+        else:
             # Other stores write each document whole; take back any the failed add kept.
             if added := [i for i in attempted if i not in self._records]:
                 with suppress(Exception):

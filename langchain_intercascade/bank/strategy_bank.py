@@ -36,6 +36,7 @@ from langchain_intercascade.bank.catalog import (
     _unit_rows,
 )
 from langchain_intercascade.bank.chroma_catalog import _ChromaCatalog
+from langchain_intercascade.bank.faiss_catalog import IndexType, _FaissCatalog, check_index_type
 from langchain_intercascade.bank.local_catalog import _LocalCatalog
 from langchain_intercascade.bank.store_catalog import DEFAULT_PREFIX, _StoreCatalog
 from langchain_intercascade.bank.writes import _as_record, _Writer
@@ -92,11 +93,13 @@ class StrategyBank:
 
     Args:
         embeddings: Embeds strategy keys and queries.
-        vectorstore: The store to keep strategies in. None (the default) builds a
-            FAISS flat inner-product index on the first write. A
-            ``langchain_chroma.Chroma`` store is shared between processes; with any
-            other store the records live in this process (save them with
-            :meth:`save`). Give the bank a store (collection) of its own.
+        vectorstore: The store to keep strategies in. None (the default) keeps
+            them in FAISS indexes of the bank's own, one per namespace (see
+            ``index_type``). A ``langchain_chroma.Chroma`` store is shared
+            between processes; with any other store the records live in this
+            process (save them with :meth:`save`), and a search filters the
+            store's nearest by namespace. Give the bank a store (collection) of
+            its own.
         store: A LangGraph ``BaseStore`` built with a semantic ``index`` (cosine,
             embedding the same way as ``embeddings``) to keep strategies in,
             instead of ``vectorstore``: each is an item under ``(*store_prefix,
@@ -115,11 +118,20 @@ class StrategyBank:
         max_size: At most this many strategies per namespace; past it, the least
             useful strategies are evicted, the least recently used first among
             equals. None keeps every strategy.
+        index_type: The FAISS index of each namespace, without ``vectorstore``
+            or ``store``: ``"flat"`` (exact, the default; a search scans the
+            namespace), ``"hnsw"`` (a graph: fast approximate search in large
+            namespaces; each delete or eviction rebuilds the namespace's graph)
+            or ``"ivf"`` (clusters: approximate, trained once a namespace holds
+            4,096 strategies and again as it grows fourfold). At a million
+            strategies in one namespace, a flat search takes about 100 ms;
+            see benchmarks/bank for the others' speed and recall.
 
     Raises:
         TypeError: If ``embeddings`` is not a LangChain ``Embeddings``.
         ValueError: If an option is out of range, both ``vectorstore`` and
-            ``store`` are given, or ``store`` has no cosine semantic index.
+            ``store`` are given, ``index_type`` is not flat with either of them,
+            or ``store`` has no cosine semantic index.
 
     Instantiate:
         Any LangChain ``Embeddings`` will do; ``BagOfWordsEmbeddings`` is an
@@ -193,6 +205,7 @@ class StrategyBank:
         dedup_threshold: float | None = 0.9,
         dedup_policy: DedupPolicy = "merge",
         max_size: int | None = None,
+        index_type: IndexType = "flat",
     ) -> None:
         if not isinstance(embeddings, Embeddings):
             raise TypeError(
@@ -206,6 +219,9 @@ class StrategyBank:
             raise ValueError(f"max_size must be at least 1, got {max_size}")
         if vectorstore is not None and store is not None:
             raise ValueError("give the bank a vectorstore or a store, not both")
+        check_index_type(index_type)
+        if index_type != "flat" and (vectorstore is not None or store is not None):
+            raise ValueError("index_type applies to the bank's own FAISS indexes, not to a store")
         self.embeddings = embeddings
         self.dedup_threshold = dedup_threshold
         self.dedup_policy = dedup_policy
@@ -215,7 +231,9 @@ class StrategyBank:
             if store is not None
             else _ChromaCatalog(vectorstore)
             if vectorstore is not None and _is_instance(vectorstore, "langchain_chroma", "Chroma")
-            else _LocalCatalog(embeddings, vectorstore)
+            else _LocalCatalog(vectorstore)
+            if vectorstore is not None
+            else _FaissCatalog(index_type)
         )
         self._lock = threading.RLock()
 
@@ -229,7 +247,7 @@ class StrategyBank:
 
     @property
     def vectorstore(self) -> VectorStore | None:
-        """The underlying LangChain vector store (None until the first FAISS write)."""
+        """The LangChain vector store given to the bank (None with its own FAISS indexes)."""
         return self._catalog.store
 
     @property

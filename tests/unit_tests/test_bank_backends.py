@@ -320,6 +320,7 @@ def chroma_bank(**options: Any) -> StrategyBank:
 
 BACKENDS: dict[str, MakeBank] = {
     "faiss": lambda **options: StrategyBank(EMBEDDINGS, **options),
+    "faiss_hnsw": lambda **options: StrategyBank(EMBEDDINGS, index_type="hnsw", **options),
     "in_memory_vectorstore": lambda **options: StrategyBank(
         EMBEDDINGS, vectorstore=InMemoryVectorStore(EMBEDDINGS), **options
     ),

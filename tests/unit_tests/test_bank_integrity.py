@@ -17,13 +17,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from langchain_community.docstore.in_memory import InMemoryDocstore
 from langchain_core.embeddings import Embeddings
 from langchain_core.vectorstores import InMemoryVectorStore
 
 import langchain_intercascade
 from langchain_intercascade import Strategy, StrategyBank
 from langchain_intercascade.bank import BankCorruptedError, persistence
+from langchain_intercascade.bank.faiss_catalog import _FaissCatalog
 from langchain_intercascade.strategies import StrategyRecord
 from langchain_intercascade.testing import BagOfWordsEmbeddings
 
@@ -58,9 +58,9 @@ def assert_consistent(bank: StrategyBank) -> None:
     for record in bank.records():
         found = bank.search(record.key_text, k=1, namespace=record.namespace)
         assert found and found[0].score == pytest.approx(1.0, abs=1e-5)
-    store = bank.vectorstore
-    if store is not None and hasattr(store, "index"):
-        assert store.index.ntotal == len(store.index_to_docstore_id) == len(bank)
+    spaces = getattr(bank._catalog, "_spaces", {})
+    assert all(s.index.ntotal == len(s.ids) for s in spaces.values())
+    assert sum(len(s.ids) for s in spaces.values()) in (0, len(bank))
 
 
 class Fault(Exception):
@@ -119,7 +119,7 @@ def test_nan_infinite_zero_and_empty_vectors_are_refused_before_storing(bad, tmp
     path.write_text(json.dumps({"title": "B", "applies_when": "b", "steps": ["b"]}) + "\n")
     with pytest.raises(ValueError, match="embeddings returned|numeric vectors"):
         bank.import_jsonl(path)
-    assert len(bank) == 0 and bank.vectorstore is None
+    assert len(bank) == 0 and not bank._catalog._spaces
     # The same vector as a query, against a bank that holds strategies.
     good = StrategyBank(FixedEmbeddings([1.0] * 8))
     good.add(strategy("A"))
@@ -143,41 +143,50 @@ def test_embeddings_that_return_too_few_vectors_are_refused():
 
 
 def faiss_fault(bank: StrategyBank, monkeypatch: pytest.MonkeyPatch, where: str) -> None:
-    store = bank.vectorstore
+    space = bank._catalog._spaces["default"]
     if where == "index":
-        monkeypatch.setattr(store, "index", _FailingIndex(store.index))
-    elif where == "docstore":
-        monkeypatch.setattr(store.docstore, "add", fail)
-    else:  # the id map, last of FAISS's three steps
+        monkeypatch.setattr(space.index, "add_with_ids", then_fail(space.index.add_with_ids))
+    else:  # the write's second namespace fails after the first was written
+        original = type(space).add
 
-        class FailingMap(dict):
-            update = fail
+        def fail_in_default(self, vectors, labels):
+            if self is space:
+                raise Fault("injected in the second namespace")
+            original(self, vectors, labels)
 
-        monkeypatch.setattr(store, "index_to_docstore_id", FailingMap(store.index_to_docstore_id))
-
-
-class _FailingIndex:
-    """A FAISS index whose add writes the vectors and then fails."""
-
-    def __init__(self, index) -> None:
-        self.inner = index
-
-    def add(self, vectors):
-        self.inner.add(vectors)
-        raise Fault("injected after the vectors were added")
-
-    def __getattr__(self, name):
-        return getattr(self.inner, name)
+        monkeypatch.setattr(type(space), "add", fail_in_default)
 
 
-@pytest.mark.parametrize("where", ["index", "docstore", "id map"])
-def test_a_faiss_write_failing_halfway_is_rolled_back(monkeypatch, where):
+def then_fail(method: Callable) -> Callable:
+    """A FAISS index's method that does its work and then fails."""
+
+    def done_then_fail(*args):
+        method(*args)
+        raise Fault("injected after the index was written")
+
+    return done_then_fail
+
+
+@pytest.mark.parametrize("where", ["index", "second namespace"])
+def test_a_faiss_write_failing_halfway_is_rolled_back(monkeypatch, tmp_path, where):
     bank = filled_bank()
     before = bank.records()
     faiss_fault(bank, monkeypatch, where)
     with pytest.raises(Fault):
-        bank.add(strategy("Ages"), source_query="ages now and later")
+        if where == "index":
+            bank.add(strategy("Ages"), source_query="ages now and later")
+        else:
+            path = tmp_path / "import.jsonl"
+            persistence.write_jsonl(  # a new namespace first, then the failing one
+                path,
+                [
+                    StrategyRecord.create(strategy("Ages"), namespace="new"),
+                    StrategyRecord.create(strategy("Ages"), source_query="ages now and later"),
+                ],
+            )
+            bank.import_jsonl(path)
     monkeypatch.undo()
+    assert "new" not in bank._catalog._spaces
     assert bank.records() == before
     assert top_titles(bank, "apples in each basket")[0] == "Equal groups"
     assert_consistent(bank)
@@ -212,14 +221,15 @@ def test_a_failed_write_to_another_store_is_rolled_back(monkeypatch):
     assert top_titles(bank, "ages now and later", k=4)[0] != "Ages"
 
 
-@pytest.mark.parametrize("where", ["index", "docstore"])
-def test_a_faiss_delete_failing_halfway_leaves_every_strategy_searchable(monkeypatch, where):
-    bank = filled_bank()
+@pytest.mark.parametrize("index_type", ["flat", "hnsw"])
+def test_a_faiss_delete_failing_halfway_leaves_every_strategy_searchable(monkeypatch, index_type):
+    bank = filled_bank(index_type=index_type)
     speed = next(r for r in bank.records() if r.strategy.title == "Speed")
-    if where == "index":
-        monkeypatch.setattr(bank.vectorstore, "index", _FailingRemoval(bank.vectorstore.index))
-    else:  # FAISS removed the vectors, then its docstore fails
-        monkeypatch.setattr(bank.vectorstore.docstore, "delete", fail)
+    space = bank._catalog._spaces["default"]
+    if index_type == "flat":  # FAISS removed the vectors, then failed
+        monkeypatch.setattr(space.index, "remove_ids", then_fail(space.index.remove_ids))
+    else:  # a graph is rebuilt on removal: it fails while adding the kept vectors
+        monkeypatch.setattr(type(space), "_rebuild", fail)
     with pytest.raises(Fault):
         bank.delete([speed.id])
     monkeypatch.undo()
@@ -228,12 +238,6 @@ def test_a_faiss_delete_failing_halfway_leaves_every_strategy_searchable(monkeyp
     assert_consistent(bank)
     assert bank.delete([speed.id]) == 1
     assert_consistent(bank)
-
-
-class _FailingRemoval(_FailingIndex):
-    def remove_ids(self, ids):
-        self.inner.remove_ids(ids)
-        raise Fault("injected after the vectors were removed")
 
 
 def test_deleting_one_id_twice_deletes_it_once():
@@ -259,7 +263,7 @@ def fail_once(original: Callable) -> Callable:
 def test_an_eviction_that_fails_refuses_the_add(monkeypatch):
     bank = filled_bank(max_size=4)
     before = bank.records()
-    monkeypatch.setattr(bank.vectorstore, "delete", fail_once(bank.vectorstore.delete))
+    monkeypatch.setattr(bank._catalog, "delete", fail_once(bank._catalog.delete))
     with pytest.raises(Fault):
         bank.add(strategy("Ages"), source_query="ages now and later")
     monkeypatch.undo()
@@ -272,7 +276,7 @@ def test_an_eviction_that_fails_refuses_the_add(monkeypatch):
 
 def test_an_eviction_that_keeps_failing_is_raised_with_the_bank_consistent(monkeypatch):
     bank = filled_bank(max_size=4)
-    monkeypatch.setattr(bank.vectorstore, "delete", fail)
+    monkeypatch.setattr(bank._catalog, "delete", fail)
     for title in ("Ages", "Coins"):
         with pytest.raises(Fault):
             bank.add(strategy(title), source_query=f"{title} puzzle")
@@ -299,7 +303,7 @@ def test_a_failed_import_takes_back_its_merges_and_new_strategies(tmp_path, monk
     ]
     path = tmp_path / "import.jsonl"
     persistence.write_jsonl(path, lines)
-    monkeypatch.setattr(bank.vectorstore, "delete", fail_once(bank.vectorstore.delete))
+    monkeypatch.setattr(bank._catalog, "delete", fail_once(bank._catalog.delete))
     with pytest.raises(Fault):
         bank.import_jsonl(path)
     monkeypatch.undo()
@@ -318,13 +322,13 @@ def test_a_failed_import_takes_back_its_merges_and_new_strategies(tmp_path, monk
 def test_load_and_import_write_the_store_once(tmp_path, monkeypatch):
     filled_bank().save(tmp_path / "bank")
     calls = []
-    original = InMemoryDocstore.add
+    original = _FaissCatalog.insert
 
-    def counting_add(self, texts):
-        calls.append(len(texts))
-        return original(self, texts)
+    def counting_insert(self, records, vectors):
+        calls.append(len(records))
+        return original(self, records, vectors)
 
-    monkeypatch.setattr(InMemoryDocstore, "add", counting_add)
+    monkeypatch.setattr(_FaissCatalog, "insert", counting_insert)
     loaded = StrategyBank.load(tmp_path / "bank", embeddings=BagOfWordsEmbeddings())
     assert calls == [5] and len(loaded) == 5
     loaded.export_jsonl(tmp_path / "all.jsonl")
