@@ -6,11 +6,15 @@ other LangChain store, Chroma, or a LangGraph store with a semantic index
 :class:`StrategyRetriever` exposes it as a standard LangChain retriever.
 
 Modules:
-    strategy_bank: ``StrategyBank`` (writes, outcome counters, search, save and
-        load) with its options and ``BankStats``.
+    strategy_bank: ``StrategyBank``, the public methods (writes, outcome
+        counters, search, save and load), delegating to the modules below.
     writes: ``_Writer``, the write path: a batch of strategies validated,
         deduplicated as if added one by one, inserted in one call and evicted
-        past ``max_size``, all or nothing.
+        past ``max_size``, all or nothing; ``DedupPolicy`` and its option checks.
+    search: the search path: ``SearchType``, option checks, nearest strategies
+        ranked by similarity and usefulness or picked by MMR.
+    stats: ``BankStats`` and how ``StrategyBank.stats`` computes it.
+    backends: ``open_catalog``, the storage backend a bank's options name.
     catalog: ``_Catalog``, what a storage backend must provide, with ``_Hit``
         and the vector and namespace helpers the backends share.
     local_catalog: ``_LocalCatalog``, records in this process indexed by FAISS
@@ -21,7 +25,7 @@ Modules:
         ``BaseStore``, searched with the store's semantic index.
     persistence: Saved folders (manifest with checksums, JSONL records, ``.npy``
         vectors), written crash-safely and checked on load
-        (``BankCorruptedError``), and JSON-lines export and import.
+        (``BankCorruptedError``) into a new bank, and JSON-lines export and import.
     retriever: ``StrategyRetriever``, strategies as LangChain ``Document`` objects.
     namespaces: ``run_namespace``, the namespace a run's config names.
 """
@@ -29,13 +33,10 @@ Modules:
 from langchain_intercascade.bank.namespaces import NAMESPACE_KEY, run_namespace
 from langchain_intercascade.bank.persistence import FORMAT_VERSION, BankCorruptedError
 from langchain_intercascade.bank.retriever import StrategyRetriever
-from langchain_intercascade.bank.strategy_bank import (
-    DEFAULT_NAMESPACE,
-    BankStats,
-    DedupPolicy,
-    SearchType,
-    StrategyBank,
-)
+from langchain_intercascade.bank.search import SearchType
+from langchain_intercascade.bank.stats import BankStats
+from langchain_intercascade.bank.strategy_bank import DEFAULT_NAMESPACE, StrategyBank
+from langchain_intercascade.bank.writes import DedupPolicy
 
 __all__ = [
     "DEFAULT_NAMESPACE",

@@ -23,14 +23,15 @@ import threading
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import AbstractContextManager, contextmanager, suppress
 from pathlib import Path
 from typing import IO, Any, NamedTuple
 
 import numpy as np
+from langchain_core.embeddings import Embeddings
 from pydantic import ValidationError
 
-from langchain_intercascade.bank.catalog import _check_namespace
+from langchain_intercascade.bank.catalog import _Catalog, _check_namespace
 from langchain_intercascade.strategies import Strategy, StrategyRecord, content_id
 
 if sys.platform != "win32":
@@ -174,6 +175,37 @@ def without_gc() -> Iterator[None]:
     finally:
         if enabled:
             gc.enable()
+
+
+def load_into(
+    catalog: _Catalog,
+    lock: AbstractContextManager[object],
+    folder: str | os.PathLike[str],
+    embeddings: Embeddings,
+) -> None:
+    """Insert a saved bank into a new bank's catalog in one call, every file checked first.
+
+    Raises:
+        ValueError: If ``embeddings`` or the catalog has another dimension
+            than the saved vectors.
+    """
+    with without_gc():
+        saved = read_bank(folder)
+        if not saved.records:
+            return
+        probe = len(embeddings.embed_query("dimension check"))
+        if probe != saved.dim:
+            raise ValueError(
+                f"{Path(folder)}: the bank was built with {saved.dim}-dimensional "
+                f"embeddings, but the embeddings given produce {probe} dimensions"
+            )
+        with lock, catalog.exclusive():
+            if catalog.dim not in (None, saved.dim):
+                raise ValueError(
+                    f"{Path(folder)}: the saved vectors have {saved.dim} dimensions, "
+                    f"the store given {catalog.dim}"
+                )
+            catalog.insert(saved.records, saved.vectors)
 
 
 def write_jsonl(path: str | os.PathLike[str], records: Sequence[StrategyRecord]) -> int:

@@ -15,7 +15,8 @@ from pydantic import ConfigDict, Field
 from typing_extensions import override
 
 from langchain_intercascade.bank.namespaces import run_namespace
-from langchain_intercascade.bank.strategy_bank import DEFAULT_NAMESPACE, SearchType, StrategyBank
+from langchain_intercascade.bank.search import SearchType
+from langchain_intercascade.bank.strategy_bank import DEFAULT_NAMESPACE, StrategyBank
 from langchain_intercascade.strategies import RetrievedStrategy
 
 

@@ -13,56 +13,34 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
-from collections import Counter
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from langchain_core.embeddings import Embeddings
 from langchain_core.vectorstores import VectorStore
-from langchain_core.vectorstores.utils import maximal_marginal_relevance
 from langgraph.store.base import BaseStore
-from pydantic import BaseModel, Field
 
 from langchain_intercascade.bank import persistence
-from langchain_intercascade.bank.catalog import (
-    _Catalog,
-    _check_namespace,
-    _check_width,
-    _is_instance,
-    _unit,
-    _unit_rows,
-)
-from langchain_intercascade.bank.chroma_catalog import _ChromaCatalog
-from langchain_intercascade.bank.faiss_catalog import IndexType, _FaissCatalog, check_index_type
-from langchain_intercascade.bank.local_catalog import _LocalCatalog
+from langchain_intercascade.bank.backends import open_catalog
+from langchain_intercascade.bank.catalog import _Catalog, _unit, _unit_rows
+from langchain_intercascade.bank.faiss_catalog import IndexType
+from langchain_intercascade.bank.search import SearchType, check_search, search_catalog
+from langchain_intercascade.bank.stats import BankStats, summarize
 from langchain_intercascade.bank.store_catalog import DEFAULT_PREFIX, _StoreCatalog
-from langchain_intercascade.bank.writes import _as_record, _Writer
+from langchain_intercascade.bank.writes import DedupPolicy, _as_record, _Writer, check_write_options
 from langchain_intercascade.strategies import RetrievedStrategy, Strategy, StrategyRecord
 
 if TYPE_CHECKING:
     from langchain_intercascade.bank.retriever import StrategyRetriever
 
 DEFAULT_NAMESPACE = "default"
-DedupPolicy = Literal["merge", "skip"]
-SearchType = Literal["similarity", "mmr"]
-# Scores equal to this many decimals are a tie, which the more useful strategy wins.
-_TIE_DECIMALS = 4
 
 
 def _now() -> datetime:
     return datetime.now(timezone.utc)
-
-
-class BankStats(BaseModel):
-    """A summary of a bank's contents, from :meth:`StrategyBank.stats`."""
-
-    count: int = Field(description="Strategies in the scope asked for.")
-    namespaces: dict[str, int] = Field(description="Strategies per namespace.")
-    most_used: list[StrategyRecord] = Field(description="Most often retrieved first.")
-    most_helpful: list[StrategyRecord] = Field(description="Highest usefulness first.")
 
 
 class StrategyBank:
@@ -73,13 +51,10 @@ class StrategyBank:
     when it applies. Every read and write is scoped to a namespace (a tenant or
     task); one namespace never sees another's strategies.
 
-    Methods are safe to call from many threads and asyncio tasks at once. With a
-    Chroma store the store is the source of truth: banks on one ``chroma run``
-    server, in any number of processes, share the same strategies, and dedup
-    holds across them (an embedded Chroma folder serves one process at a time).
-    So is a LangGraph store (``store=``): ``InMemoryStore`` in one process,
-    ``PostgresStore`` with pgvector for any number of them, whose writers take
-    turns under a lock on the server, so dedup and counters see every write.
+    Methods are safe to call from many threads and asyncio tasks at once. A
+    Chroma server or a LangGraph ``PostgresStore`` is the source of truth: banks
+    on it, in any number of processes, share the same strategies, and dedup holds
+    across them (an embedded Chroma folder serves one process at a time).
 
     Setup:
         Install the package, with the ``chroma`` extra for a store that several
@@ -108,9 +83,7 @@ class StrategyBank:
         store_prefix: The store namespace the strategies live under.
         dedup_threshold: A new strategy whose key is at least this cosine-similar
             to a stored one in the same namespace is a near-duplicate; None stores
-            every distinct strategy. The scale depends on the embedding model:
-            with all-MiniLM-L6-v2, 500 variants of one problem leave 3 to 38
-            strategies at 0.9 and distinct GSM8K problems are kept apart
+            every distinct strategy. The scale depends on the embedding model
             (benchmarks/bank); lower it to merge more.
         dedup_policy: What happens to a near-duplicate: ``"merge"`` folds it into
             the stored strategy (new pitfalls and counters added, ``variants``
@@ -123,9 +96,8 @@ class StrategyBank:
             namespace), ``"hnsw"`` (a graph: fast approximate search in large
             namespaces; each delete or eviction rebuilds the namespace's graph)
             or ``"ivf"`` (clusters: approximate, trained once a namespace holds
-            4,096 strategies and again as it grows fourfold). At a million
-            strategies in one namespace, a flat search takes about 100 ms;
-            see benchmarks/bank for the others' speed and recall.
+            4,096 strategies and again as it grows fourfold); benchmarks/bank
+            has their speed and recall.
 
     Raises:
         TypeError: If ``embeddings`` is not a LangChain ``Embeddings``.
@@ -211,30 +183,12 @@ class StrategyBank:
             raise TypeError(
                 f"embeddings must be a langchain_core Embeddings, got {type(embeddings).__name__}"
             )
-        if dedup_threshold is not None and not -1.0 <= dedup_threshold <= 1.0:
-            raise ValueError(f"dedup_threshold must lie in [-1, 1], got {dedup_threshold}")
-        if dedup_policy not in ("merge", "skip"):
-            raise ValueError(f"dedup_policy must be 'merge' or 'skip', got {dedup_policy!r}")
-        if max_size is not None and max_size < 1:
-            raise ValueError(f"max_size must be at least 1, got {max_size}")
-        if vectorstore is not None and store is not None:
-            raise ValueError("give the bank a vectorstore or a store, not both")
-        check_index_type(index_type)
-        if index_type != "flat" and (vectorstore is not None or store is not None):
-            raise ValueError("index_type applies to the bank's own FAISS indexes, not to a store")
+        check_write_options(dedup_threshold, dedup_policy, max_size)
+        self._catalog: _Catalog = open_catalog(vectorstore, store, store_prefix, index_type)
         self.embeddings = embeddings
         self.dedup_threshold = dedup_threshold
         self.dedup_policy = dedup_policy
         self.max_size = max_size
-        self._catalog: _Catalog = (
-            _StoreCatalog(store, store_prefix)
-            if store is not None
-            else _ChromaCatalog(vectorstore)
-            if vectorstore is not None and _is_instance(vectorstore, "langchain_chroma", "Chroma")
-            else _LocalCatalog(vectorstore)
-            if vectorstore is not None
-            else _FaissCatalog(index_type)
-        )
         self._lock = threading.RLock()
 
     def __len__(self) -> int:
@@ -338,14 +292,7 @@ class StrategyBank:
             The count, the count per namespace, the most retrieved strategies and
             the most useful ones (among those used at least once).
         """
-        records = self.records(namespace)
-        used = [r for r in records if r.times_retrieved or r.helpful or r.harmful]
-        return BankStats(
-            count=len(records),
-            namespaces=dict(Counter(r.namespace for r in records)),
-            most_used=sorted(used, key=lambda r: -r.times_retrieved)[:top],
-            most_helpful=sorted(used, key=lambda r: (-r.usefulness, -r.times_retrieved))[:top],
-        )
+        return summarize(self.records(namespace), top)
 
     def delete(self, strategy_ids: Sequence[str]) -> int:
         """Remove strategies.
@@ -422,19 +369,7 @@ class StrategyBank:
     def _write(
         self, records: Sequence[StrategyRecord], vectors: np.ndarray
     ) -> list[StrategyRecord]:
-        """Store records with their unit vectors (one row each), all or nothing.
-
-        Each record is deduplicated as if the records were added one by one:
-        against the stored strategies and the new ones before it. The new ones
-        are then inserted in one call. If that, a merge or the eviction past
-        ``max_size`` fails, the new records are taken back and the merged ones
-        restored, so the bank holds what it held before, and the error is raised.
-        Under the bank's lock and the catalog's ``exclusive()`` lock, so that
-        dedup sees every earlier write of any bank on a shared store.
-
-        Returns:
-            For each record, the record that now holds its strategy.
-        """
+        """Store records with their unit vectors, all or nothing (see ``bank.writes``)."""
         writer = _Writer(
             self._catalog,
             dedup_threshold=self.dedup_threshold,
@@ -524,13 +459,14 @@ class StrategyBank:
                 empty, all-zero or non-finite vector or one of another width than
                 the stored ones.
         """
-        self._check_search(k, namespace, search_type, lambda_mult)
+        check_search(k, namespace, search_type, lambda_mult)
         if self._empty():
             return []
         vector = _unit(self.embeddings.embed_query(query), "the query")
-        return self._search_vector(
-            query, vector, k, score_threshold, namespace, search_type, fetch_k, lambda_mult
-        )
+        return search_catalog(
+            self._catalog, self._lock, query, vector, k, score_threshold, namespace,
+            search_type, fetch_k, lambda_mult,
+        )  # fmt: skip
 
     async def asearch(
         self,
@@ -544,65 +480,18 @@ class StrategyBank:
         lambda_mult: float = 0.5,
     ) -> list[RetrievedStrategy]:
         """Async :meth:`search`: embeds with ``aembed_query``."""
-        self._check_search(k, namespace, search_type, lambda_mult)
+        check_search(k, namespace, search_type, lambda_mult)
         if await asyncio.to_thread(self._empty):
             return []
         vector = _unit(await self.embeddings.aembed_query(query), "the query")
         return await asyncio.to_thread(
-            self._search_vector,
-            query,
-            vector,
-            k,
-            score_threshold,
-            namespace,
-            search_type,
-            fetch_k,
-            lambda_mult,
-        )
+            search_catalog, self._catalog, self._lock, query, vector, k, score_threshold,
+            namespace, search_type, fetch_k, lambda_mult,
+        )  # fmt: skip
 
     def _empty(self) -> bool:
         with self._lock:
             return self._catalog.empty()
-
-    @staticmethod
-    def _check_search(k: int, namespace: str, search_type: str, lambda_mult: float) -> None:
-        if k < 1:
-            raise ValueError(f"k must be at least 1, got {k}")
-        if not 0.0 <= lambda_mult <= 1.0:
-            raise ValueError(f"lambda_mult must lie in [0, 1], got {lambda_mult}")
-        if search_type not in ("similarity", "mmr"):
-            raise ValueError(f"search_type must be 'similarity' or 'mmr', got {search_type!r}")
-        _check_namespace(namespace)
-
-    def _search_vector(
-        self,
-        query: str,
-        vector: np.ndarray,
-        k: int,
-        score_threshold: float | None,
-        namespace: str,
-        search_type: SearchType,
-        fetch_k: int,
-        lambda_mult: float,
-    ) -> list[RetrievedStrategy]:
-        # Similarity fetches past k so that a tie at the k-th place can go to usefulness.
-        with self._lock:
-            _check_width(vector, self._catalog.dim, "the query")
-            hits = self._catalog.nearest(
-                vector, max(fetch_k, k) if search_type == "mmr" else 2 * k, namespace, query
-            )
-        if score_threshold is not None:
-            hits = [h for h in hits if h.score >= score_threshold]
-        if search_type == "mmr" and hits:
-            picked = maximal_marginal_relevance(
-                vector, [h.vector.tolist() for h in hits], lambda_mult=lambda_mult, k=k
-            )
-            hits = [hits[i] for i in picked]
-        else:
-            hits = sorted(
-                hits, key=lambda h: (-round(h.score, _TIE_DECIMALS), -h.record.usefulness)
-            )[:k]
-        return [RetrievedStrategy(record=h.record, score=h.score) for h in hits]
 
     def as_retriever(self, **kwargs: Any) -> StrategyRetriever:
         """Expose the bank as a LangChain retriever.
@@ -624,15 +513,10 @@ class StrategyBank:
     def save(self, folder: str | os.PathLike[str]) -> Path:
         """Write the whole bank to a folder, without pickle.
 
-        The folder holds ``manifest.json`` (format version, count, dimension and
-        the names and SHA-256 checksums of the data files), a JSONL file of
-        records and a ``.npy`` file of vectors. Each save writes new data files
-        and then replaces the manifest atomically, so a crash at any point
-        leaves a complete bank (the new one or the previous one) and a load
-        running meanwhile reads one of the two. Saves to one folder take turns;
-        each removes the data files of earlier saves, including those a killed
-        save left behind. Only files named like the bank's own are ever
-        written or removed, whatever a manifest found there says.
+        The folder holds ``manifest.json`` (with the data files' checksums), a
+        JSONL file of records and a ``.npy`` file of vectors (see
+        ``bank.persistence``). A crash at any point leaves a complete bank (the
+        new one or the previous one), and a load meanwhile reads one of the two.
 
         Args:
             folder: Where to write; the bank's folder (created if missing).
@@ -687,23 +571,7 @@ class StrategyBank:
                 than the saved vectors.
         """
         bank = cls(embeddings, vectorstore=vectorstore, **kwargs)
-        with persistence.without_gc():
-            saved = persistence.read_bank(folder)
-            if not saved.records:
-                return bank
-            probe = len(embeddings.embed_query("dimension check"))
-            if probe != saved.dim:
-                raise ValueError(
-                    f"{Path(folder)}: the bank was built with {saved.dim}-dimensional "
-                    f"embeddings, but the embeddings given produce {probe} dimensions"
-                )
-            with bank._lock, bank._catalog.exclusive():
-                if bank._catalog.dim not in (None, saved.dim):
-                    raise ValueError(
-                        f"{Path(folder)}: the saved vectors have {saved.dim} dimensions, "
-                        f"the store given {bank._catalog.dim}"
-                    )
-                bank._catalog.insert(saved.records, saved.vectors)
+        persistence.load_into(bank._catalog, bank._lock, folder, embeddings)
         return bank
 
     def export_jsonl(self, path: str | os.PathLike[str], *, namespace: str | None = None) -> int:

@@ -20,14 +20,28 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
+from typing import Literal
 
 import numpy as np
 
 from langchain_intercascade.bank.catalog import _Catalog, _check_namespace, _check_width
 from langchain_intercascade.strategies import Strategy, StrategyRecord
 
+DedupPolicy = Literal["merge", "skip"]
 # How many near neighbours a shared-store writer reconciles after its write.
 _SETTLE_K = 8
+
+
+def check_write_options(
+    dedup_threshold: float | None, dedup_policy: str, max_size: int | None
+) -> None:
+    """Raise ``ValueError`` if a bank's dedup or size option is out of range."""
+    if dedup_threshold is not None and not -1.0 <= dedup_threshold <= 1.0:
+        raise ValueError(f"dedup_threshold must lie in [-1, 1], got {dedup_threshold}")
+    if dedup_policy not in ("merge", "skip"):
+        raise ValueError(f"dedup_policy must be 'merge' or 'skip', got {dedup_policy!r}")
+    if max_size is not None and max_size < 1:
+        raise ValueError(f"max_size must be at least 1, got {max_size}")
 
 
 def _as_record(
