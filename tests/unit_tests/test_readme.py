@@ -34,3 +34,19 @@ def test_readme_test_command_installs_the_test_extra_and_runs_pytest():
 def test_public_api_is_exported():
     for name in langchain_intercascade.__all__:
         assert getattr(langchain_intercascade, name) is not None
+
+
+def test_readme_examples_import_names_that_exist():
+    import ast
+    import importlib
+
+    blocks = re.findall(r"```python\n(.*?)```", README, re.DOTALL)
+    assert blocks
+    for block in blocks:
+        for node in ast.walk(ast.parse(block)):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith(
+                "langchain_intercascade"
+            ):
+                module = importlib.import_module(node.module)
+                for alias in node.names:
+                    assert hasattr(module, alias.name), f"{node.module} has no {alias.name}"
