@@ -36,23 +36,13 @@ account or ID numbers, passwords or keys. The strategy is reused for other users
 
 DISTILL_SYSTEM = (
     """\
-You turn a solved problem into a general, reusable strategy for solving problems of \
-the same kind. Write the method, not this problem's solution: name the quantities \
-(e.g. "the unit price", "the number of items") instead of using this problem's \
-numbers, names or final answer, so the strategy helps with a new problem that has \
-the same structure and different details. """
+You turn a solved problem into a reusable method. Write the method, not this \
+problem's solution: name the quantities (the price of one item, the number of \
+groups, ...) instead of using this problem's numbers, names or final answer, so the \
+method helps with a new problem that has the same structure and different details. """
     + KEEP_PRIVATE
-    + """
-
-Example of a good strategy for "Tom buys 3 pens at $2 each and pays with a $10 bill. \
-How much change does he get?":
-{{"title": "Change after buying several items at a unit price",
- "applies_when": "Someone buys a number of items at a price each and pays with a larger amount",
- "steps": ["Multiply the number of items by the unit price to get the total cost",
-           "Subtract the total cost from the amount paid to get the change"],
- "pitfalls": ["Do not subtract the unit price only once",
-              "Keep the units (dollars vs cents) consistent"]}}"""
 )
+# No worked example: small strong models copied its title and steps into every strategy.
 
 DISTILL_HUMAN = """\
 Problem:
@@ -61,8 +51,10 @@ Problem:
 Solution:
 {solution}
 
-Write the general strategy as a JSON object with the keys "title", "applies_when", \
-"steps" (a list of general steps) and "pitfalls" (a list). Reply with the JSON only."""
+Write the method as a JSON object with the keys "title" (what this problem computes, \
+from what, in a few words of its own, e.g. "<quantity asked> from <quantities given>"), \
+"applies_when", "steps" (a list of general steps) and "pitfalls" (a list). Reply with \
+the JSON only."""
 
 JOINT_INSTRUCTIONS = (
     """\
