@@ -30,7 +30,13 @@ from langchain_intercascade.bank.faiss_catalog import IndexType
 from langchain_intercascade.bank.search import SearchType, check_search, search_catalog
 from langchain_intercascade.bank.stats import BankStats, summarize
 from langchain_intercascade.bank.store_catalog import DEFAULT_PREFIX, _StoreCatalog
-from langchain_intercascade.bank.writes import DedupPolicy, _as_record, _Writer, check_write_options
+from langchain_intercascade.bank.writes import (
+    DedupPolicy,
+    _as_record,
+    _Writer,
+    add_counts,
+    check_write_options,
+)
 from langchain_intercascade.strategies import RetrievedStrategy, Strategy, StrategyRecord
 
 if TYPE_CHECKING:
@@ -51,14 +57,11 @@ class StrategyBank:
     when it applies. Every read and write is scoped to a namespace (a tenant or
     task); one namespace never sees another's strategies.
 
-    Methods are safe to call from many threads and asyncio tasks at once. A
-    Chroma server or a LangGraph ``PostgresStore`` is the source of truth: banks
-    on it, in any number of processes, share the same strategies, and dedup holds
-    across them (an embedded Chroma folder serves one process at a time).
+    Methods are thread- and task-safe; banks on a Chroma server or a LangGraph
+    ``PostgresStore`` share one set of strategies across processes, dedup included.
 
     Setup:
-        Install the package, with the ``chroma`` extra for a store that several
-        processes can share:
+        The ``chroma`` and ``postgres`` extras bring stores several processes share:
 
         ```bash
         pip install -U langchain-intercascade
@@ -68,36 +71,26 @@ class StrategyBank:
 
     Args:
         embeddings: Embeds strategy keys and queries.
-        vectorstore: The store to keep strategies in. None (the default) keeps
-            them in FAISS indexes of the bank's own, one per namespace (see
-            ``index_type``). A ``langchain_chroma.Chroma`` store is shared
-            between processes; with any other store the records live in this
-            process (save them with :meth:`save`), and a search filters the
-            store's nearest by namespace. Give the bank a store (collection) of
-            its own.
-        store: A LangGraph ``BaseStore`` built with a semantic ``index`` (cosine,
-            embedding the same way as ``embeddings``) to keep strategies in,
-            instead of ``vectorstore``: each is an item under ``(*store_prefix,
-            namespace)``, found with the store's own search. Call a
-            ``PostgresStore``'s ``setup()`` first. See :meth:`from_store`.
+        vectorstore: A store of the bank's own: ``langchain_chroma.Chroma`` is
+            shared between processes; any other keeps records in this process
+            (see :meth:`save`). None: one FAISS index per namespace.
+        store: A LangGraph ``BaseStore`` with a cosine semantic ``index``, instead
+            of ``vectorstore``: one item per strategy under ``(*store_prefix,
+            namespace)`` (see :meth:`from_store`).
         store_prefix: The store namespace the strategies live under.
-        dedup_threshold: A new strategy whose key is at least this cosine-similar
-            to a stored one in the same namespace is a near-duplicate; None stores
-            every distinct strategy. The scale depends on the embedding model
-            (benchmarks/bank); lower it to merge more.
+        dedup_threshold: A new strategy at least this cosine-similar to a stored
+            one of its namespace is a near-duplicate (None: no dedup); the scale
+            depends on the embedding model (benchmarks/bank).
         dedup_policy: What happens to a near-duplicate: ``"merge"`` folds it into
             the stored strategy (new pitfalls and counters added, ``variants``
             counted); ``"skip"`` drops it.
         max_size: At most this many strategies per namespace; past it, the least
             useful strategies are evicted, the least recently used first among
             equals. None keeps every strategy.
-        index_type: The FAISS index of each namespace, without ``vectorstore``
-            or ``store``: ``"flat"`` (exact, the default; a search scans the
-            namespace), ``"hnsw"`` (a graph: fast approximate search in large
-            namespaces; each delete or eviction rebuilds the namespace's graph)
-            or ``"ivf"`` (clusters: approximate, trained once a namespace holds
-            4,096 strategies and again as it grows fourfold); benchmarks/bank
-            has their speed and recall.
+        index_type: Each namespace's FAISS index: ``"flat"`` (exact, default),
+            ``"hnsw"`` (approximate, fast in large namespaces; a delete rebuilds
+            it) or ``"ivf"`` (approximate, trained from 4,096 strategies);
+            speed and recall in benchmarks/bank.
 
     Raises:
         TypeError: If ``embeddings`` is not a LangChain ``Embeddings``.
@@ -106,8 +99,7 @@ class StrategyBank:
             or ``store`` has no cosine semantic index.
 
     Instantiate:
-        Any LangChain ``Embeddings`` will do; ``BagOfWordsEmbeddings`` is an
-        offline stand-in for examples and tests.
+        Any LangChain ``Embeddings`` (``BagOfWordsEmbeddings`` is an offline stand-in):
 
         ```python
         from langchain_intercascade.bank import StrategyBank
@@ -141,7 +133,6 @@ class StrategyBank:
         from langchain_intercascade.strategies import Strategy, StrategyRecord
         from langchain_intercascade.testing import BagOfWordsEmbeddings
 
-
         async def main() -> None:
             bank = StrategyBank(BagOfWordsEmbeddings())
             strategy = Strategy(title="Speed", applies_when="distance and time", steps=["d / t"])
@@ -149,7 +140,6 @@ class StrategyBank:
             found = await bank.asearch("distance over time", namespace="physics")
             await bank.arecord_outcome([f.record.id for f in found], accepted=True)
             print(bank.get(record.id).times_accepted)  # 1
-
 
         asyncio.run(main())
         ```
@@ -390,7 +380,8 @@ class StrategyBank:
                 was deferred to the strong model.
         """
         outcome = "times_accepted" if accepted else "times_deferred"
-        self._bump(strategy_ids, {"times_retrieved": 1, outcome: 1}, used_at=_now())
+        with self._lock, self._catalog.exclusive():
+            add_counts(self._catalog, strategy_ids, {"times_retrieved": 1, outcome: 1}, _now())
 
     async def arecord_outcome(self, strategy_ids: Sequence[str], *, accepted: bool) -> None:
         """Async :meth:`record_outcome`."""
@@ -406,23 +397,10 @@ class StrategyBank:
         Returns:
             The updated record, or None if there is no such strategy.
         """
-        updated = self._bump([strategy_id], {"helpful" if helpful else "harmful": 1})
-        return updated[0] if updated else None
-
-    def _bump(
-        self,
-        strategy_ids: Sequence[str],
-        counts: dict[str, int],
-        *,
-        used_at: datetime | None = None,
-    ) -> list[StrategyRecord]:
         with self._lock, self._catalog.exclusive():
-            updated = [
-                r.with_counts(used_at=used_at, **counts)
-                for r in self._catalog.get(list(strategy_ids))
-            ]
-            self._catalog.update(updated)
-        return updated
+            counts = {"helpful" if helpful else "harmful": 1}
+            updated = add_counts(self._catalog, [strategy_id], counts, None)
+        return updated[0] if updated else None
 
     # -- reads --------------------------------------------------------------------
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Literal
 
 import numpy as np
@@ -236,3 +237,19 @@ class _Writer:
                 victims += [r.id for r in candidates[:excess]]
         if victims:
             self.catalog.delete(victims)
+
+
+def add_counts(
+    catalog: _Catalog,
+    strategy_ids: Sequence[str],
+    counts: dict[str, int],
+    used_at: datetime | None,
+) -> list[StrategyRecord]:
+    """Add to stored records' counters (the caller holds the bank's locks).
+
+    Returns:
+        The updated records; unknown ids are skipped.
+    """
+    updated = [r.with_counts(used_at=used_at, **counts) for r in catalog.get(list(strategy_ids))]
+    catalog.update(updated)
+    return updated
