@@ -122,6 +122,7 @@ def _agent_options(options: CascadeOptions) -> CascadeOptions:
         for name, chosen in (
             ("distill_mode='joint'", options.distill_mode == "joint"),
             ("strong_threshold", options.strong_threshold is not None),
+            ("distill_threshold", options.distill_threshold is not None),
             ("recalibrator", options.recalibrator is not None),
         )
         if chosen
@@ -129,8 +130,8 @@ def _agent_options(options: CascadeOptions) -> CascadeOptions:
     if unsupported:
         raise ValueError(
             f"InterCascadeMiddleware does not support {', '.join(unsupported)}: "
-            "an agent's steps have no single answer to abstain on, learn a joint "
-            "strategy from, or compare with the strong model's"
+            "an agent's steps have no single answer to abstain on, judge, learn a "
+            "joint strategy from, or compare with the strong model's"
         )
     return options
 

@@ -89,7 +89,12 @@ class CascadeOptions(BaseModel):
         k: How many strategies to show the weak model (2, as in the paper).
         score_threshold: Show only strategies at least this similar to the query
             (cosine similarity, in [-1, 1]); None shows the top ``k``.
-        distill: Distill and store a strategy after each strong answer.
+        distill: Distill and store a strategy after each strong answer. Two strong
+            answers are not distilled, and the turn's ``distill_skipped`` says
+            why: one below ``distill_threshold`` (``"untrusted"``), and one whose
+            query retrieved a strategy at least the bank's ``dedup_threshold``
+            similar (``"near_duplicate"``: the bank would merge the new strategy
+            into that one, so the distillation call would buy nothing).
         distill_in_background: Distill after the answer is returned, on a worker
             thread, so a deferred query costs the user one strong call's latency,
             not two. The turn's output then has no ``new_strategy`` and its
@@ -117,8 +122,13 @@ class CascadeOptions(BaseModel):
             is judged too, and below this the cascade abstains
             (``route="abstain"``, the more confident answer attached, nothing
             distilled). None always trusts the strong answer.
-        strong_judge: Scores the strong answer in two-threshold mode; None uses
-            :class:`AutoJudge` on the strong model.
+        strong_judge: Scores the strong answer, in two-threshold mode and for
+            ``distill_threshold``; None uses :class:`AutoJudge` on the strong model.
+        distill_threshold: Opt-in trusted distillation: distill only a strong
+            answer whose ``strong_judge`` confidence is at least this, e.g. the
+            agreement of samples (:class:`SelfConsistencyJudge`) or a verifier
+            (:class:`VerifierJudge`). The user gets the strong answer either way.
+            None distills every strong answer.
         recalibrator: Opt-in online recalibration: every deferred query whose weak
             answer was judged adds ``(confidence, agreed)`` to this
             :class:`OnlineRecalibrator` (``agreed``: weak and strong final answers
@@ -167,6 +177,7 @@ class CascadeOptions(BaseModel):
     search_type: SearchType = "similarity"
     strong_threshold: _Number | None = Field(default=None, ge=0.0, le=1.0)
     strong_judge: Annotated[BaseJudge | None, Field(exclude=True)] = None
+    distill_threshold: _Number | None = Field(default=None, ge=0.0, le=1.0)
     recalibrator: Annotated[OnlineRecalibrator | None, Field(exclude=True)] = None
     answer_extractor: Annotated[AnswerExtractor, Field(exclude=True)] = extract_number
     max_input_chars: StrictInt = Field(default=100_000, ge=1)
@@ -199,12 +210,18 @@ class CascadeOptions(BaseModel):
 
     @model_validator(mode="after")
     def _strong_judge_needs_a_threshold(self) -> CascadeOptions:
-        # Without strong_threshold the strong answer is never judged: say so, not ignore it.
-        if self.strong_judge is not None and self.strong_threshold is None:
+        # Without a threshold the strong answer is never judged: say so, not ignore it.
+        if self.strong_judge is not None and not self.judges_strong_answer:
             raise ValueError(
-                "strong_judge is used only in two-threshold mode: set strong_threshold"
+                "strong_judge is used only with strong_threshold or distill_threshold: "
+                "set one of them"
             )
         return self
+
+    @property
+    def judges_strong_answer(self) -> bool:
+        """Whether the strong answer is judged (two-threshold mode or trusted distillation)."""
+        return self.strong_threshold is not None or self.distill_threshold is not None
 
     @property
     def threshold_value(self) -> float:

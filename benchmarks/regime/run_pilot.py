@@ -1,7 +1,7 @@
-"""One regime-map cell (issue 12): 2-3-step recurring templates, 0.5B weak / 1.5B strong.
+"""One regime-map cell (issue 12): a recurring stream, 0.5B weak / 1.5B strong by default.
 
-Runs ``weak``, ``strong`` and ``intercascade`` of ``run_evaluation`` on
-``recurring_easy_stream`` in stream order (no shuffle), so every weak answer is
+Runs ``weak``, ``strong`` and ``intercascade`` of ``run_evaluation`` on one of
+``streams.STREAMS`` (``--stream``) in stream order (no shuffle), so every weak answer is
 paired: without strategies (``weak``) and with the strategies the bank retrieves
 (``intercascade``'s ``weak_correct``). The cascade's threshold is infinite, so
 Inter-Cascade defers every question and the strong model distils a strategy from
@@ -22,7 +22,7 @@ from langchain_intercascade.testing import BagOfWordsEmbeddings
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from run_benchmark import SYSTEM_PROMPT, SelfCheckJudge, chat_model  # noqa: E402
-from streams import recurring_easy_stream  # noqa: E402
+from streams import STREAMS  # noqa: E402
 
 MODELS = Path.home() / ".cache" / "intercascade" / "models"
 
@@ -35,6 +35,7 @@ def main() -> None:
     parser.add_argument(
         "--strong-model", default=str(MODELS / "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf")
     )
+    parser.add_argument("--stream", choices=sorted(STREAMS), default="easy")
     parser.add_argument("--per-template", type=int, default=6)
     parser.add_argument("--limit", type=int, default=None)
     parser.add_argument("--seed", type=int, default=0)
@@ -66,7 +67,7 @@ def main() -> None:
         # Strategies are keyed by their source question; hashed word counts match
         # instances of one template (numbers and names aside). MiniLM is not installed.
         embeddings=BagOfWordsEmbeddings(),
-        examples=recurring_easy_stream(args.per_template, args.seed),
+        examples=STREAMS[args.stream](args.per_template, args.seed),
     )
     print(result.to_markdown())
 

@@ -1,8 +1,13 @@
 """Streams of recurring word problems for the regime map (issue 12).
 
 ``recurring_easy_stream``: 2-3-step templates like the demo's (change after buying
-items; sheep left after selling), each recurring with new names and numbers. Answers
-come from each template's own function, never from a model.
+items; sheep left after selling), each recurring with new names and numbers.
+``recurring_convention_stream``: 1-2-step templates whose answer hinges on one
+convention a small model tends to skip (round a partial box up, count both ends of a
+date range or a row of posts, a week has 7 days, a dozen is 12). That is what a
+strategy can carry; the templates were written before any model saw them, and are
+not filtered on results. Answers come from each template's own function, never from
+a model.
 """
 
 from __future__ import annotations
@@ -87,6 +92,67 @@ TEMPLATES: list[_Template] = [
 ]
 
 
+def _boxes(r: random.Random) -> dict[str, int]:
+    b = r.randint(4, 12)
+    return {"a": b * r.randint(2, 9) + r.randint(1, b - 1), "b": b}  # never a whole number of boxes
+
+
+def _dates(r: random.Random) -> dict[str, int]:
+    a = r.randint(1, 15)
+    return {"a": a, "b": a + r.randint(3, 14)}
+
+
+def _posts(r: random.Random) -> dict[str, int]:
+    b = r.randint(2, 6)
+    return {"a": b * r.randint(4, 15), "b": b}
+
+
+def _weeks(r: random.Random) -> dict[str, int]:
+    return {"a": r.randint(2, 9), "b": r.randint(2, 6)}
+
+
+def _dozens(r: random.Random) -> dict[str, int]:
+    a = r.randint(2, 6)
+    return {"a": a, "b": r.randint(3, 12 * a - 2)}
+
+
+CONVENTION_TEMPLATES: list[_Template] = [
+    (
+        "boxes",
+        "{n} packs {a} books into boxes that hold {b} books each. "
+        "How many boxes does {n} need to pack all the books?",
+        _boxes,
+        lambda a, b: -(-a // b),
+    ),
+    (
+        "dates",
+        "A fair runs every day from May {a} to May {b}, including both days. "
+        "{n} has to staff it each day. On how many days does {n} work?",
+        _dates,
+        lambda a, b: b - a + 1,
+    ),
+    (
+        "posts",
+        "{n} builds a straight fence {a} meters long and puts a post every {b} meters, "
+        "with a post at both ends. How many posts does {n} use?",
+        _posts,
+        lambda a, b: a // b + 1,
+    ),
+    (
+        "weeks",
+        "{n} saves ${a} every day for {b} weeks. How many dollars does {n} save?",
+        _weeks,
+        lambda a, b: a * 7 * b,
+    ),
+    (
+        "dozens",
+        "{n} buys {a} dozen eggs and uses {b} eggs for baking. How many eggs are left?",
+        _dozens,
+        lambda a, b: 12 * a - b,
+    ),
+]
+
+
 def recurring_easy_stream(per_template: int = 6, seed: int = 0) -> list[Example]:
     """2-3-step templates, interleaved: round i holds instance i of every template.
 
@@ -100,12 +166,24 @@ def recurring_easy_stream(per_template: int = 6, seed: int = 0) -> list[Example]
     Returns:
         ``len(TEMPLATES) * per_template`` examples, ids ``<template>-<i>``.
     """
+    return _interleaved(TEMPLATES, per_template, seed)
+
+
+def recurring_convention_stream(per_template: int = 6, seed: int = 0) -> list[Example]:
+    """``CONVENTION_TEMPLATES``, interleaved as in :func:`recurring_easy_stream`."""
+    return _interleaved(CONVENTION_TEMPLATES, per_template, seed)
+
+
+STREAMS = {"easy": recurring_easy_stream, "convention": recurring_convention_stream}
+
+
+def _interleaved(templates: list[_Template], per_template: int, seed: int) -> list[Example]:
     rng = random.Random(seed)
-    total = len(TEMPLATES) * per_template
+    total = len(templates) * per_template
     names = rng.sample(_NAMES * (1 + total // len(_NAMES)), total)  # distinct up to 30
     examples = []
     for i in range(per_template):
-        for kind, text, draw, solve in TEMPLATES:
+        for kind, text, draw, solve in templates:
             numbers = draw(rng)
             examples.append(
                 Example(

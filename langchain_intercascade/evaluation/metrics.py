@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Sequence
 
 import numpy as np
 import numpy.typing as npt
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from scipy.stats import rankdata
 
 from langchain_intercascade.evaluation.records import (
@@ -44,6 +45,7 @@ class ConfigMetrics(BaseModel):
         latency_mean_s: Mean seconds of model calls per query.
         accepted_precision: Among weak answers the judge accepted, the fraction right.
         bank_size: Strategies in the bank at the end.
+        distillations_skipped: Strong answers not distilled, by reason.
         errors: Contained failures, summed.
     """
 
@@ -61,6 +63,7 @@ class ConfigMetrics(BaseModel):
     latency_mean_s: float
     accepted_precision: float | None
     bank_size: int
+    distillations_skipped: dict[str, int] = Field(default_factory=dict)
     errors: int
 
 
@@ -285,6 +288,9 @@ def config_metrics(records: Sequence[QueryRecord], config: EvaluationConfig) -> 
         latency_mean_s=_mean([r.latency_s for r in records]) or 0.0,
         accepted_precision=_mean([bool(r.weak_correct) for r in accepted]),
         bank_size=records[-1].bank_size if records else 0,
+        distillations_skipped=dict(
+            Counter(r.distill_skipped for r in records if r.distill_skipped)
+        ),
         errors=sum(len(r.errors) for r in records),
     )
 

@@ -112,6 +112,8 @@ class QueryRecord(BaseModel):
         bank_size: Strategies in the bank after the question.
         new_strategy: The strategy distilled from this question, as text.
         new_strategy_id: Its id in the bank.
+        distill_skipped: Why the strong answer was not distilled (``"untrusted"``,
+            ``"near_duplicate"``), or None.
         tokens: Tokens per model and role.
         fee: The tokens' price.
         latency_s: Seconds of model calls (first-call durations, see :class:`CallTimes`).
@@ -135,6 +137,7 @@ class QueryRecord(BaseModel):
     bank_size: int = 0
     new_strategy: str | None = None
     new_strategy_id: str | None = None
+    distill_skipped: str | None = None
     tokens: TokenCounts = Field(default_factory=dict)
     fee: float = 0.0
     latency_s: float = 0.0

@@ -124,6 +124,10 @@ class EvaluationResult(BaseModel):
                 f"| {_tokens(m.tokens, 'weak')} | {_tokens(m.tokens, 'strong')} "
                 f"| {1000 * m.fee_per_query:.3f} | {m.latency_mean_s:.1f} |"
             )
+        for name, m in self.metrics.items():
+            if m.distillations_skipped:
+                reasons = ", ".join(f"{k} {v}" for k, v in sorted(m.distillations_skipped.items()))
+                lines += ["", f"{LABELS[name]}: strong answers not distilled: {reasons}."]
         lines += [
             "",
             f"| difference | metric | n | estimate [{self.config.confidence_level:.0%} CI] |",

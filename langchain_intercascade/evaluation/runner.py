@@ -209,6 +209,7 @@ class _Runner:
             "bank_size": len(self.bank) if name == "intercascade" else 0,
             "new_strategy": new.text if new is not None else None,
             "new_strategy_id": new.id if new is not None else None,
+            "distill_skipped": turn.distill_skipped,
             "errors": turn.errors,
         }
 

@@ -84,7 +84,8 @@ class CascadeContext:
         bank: The strategy bank (None: a standard cascade).
         options: The validated options.
         judge: The weak answer's judge.
-        strong_judge: The strong answer's judge (two-threshold mode only).
+        strong_judge: The strong answer's judge (None unless
+            ``options.judges_strong_answer``).
         distiller: The strong model with structured output for strategies, or
             None when it has no tool calling (strategies are then parsed from text).
         strong_name: The strong model's name, stored with each strategy.
@@ -108,8 +109,8 @@ class CascadeContext:
             raise TypeError(f"bank must be a StrategyBank or None, got {type(self.bank).__name__}")
         options, prompts = self.options, self.options.prompts
         judge = options.judge or AutoJudge(VerbalizedJudge(weak_model, prompts=prompts))
-        strong_judge = None  # only two-threshold mode judges the strong answer
-        if options.strong_threshold is not None:
+        strong_judge = None
+        if options.judges_strong_answer:
             strong_judge = options.strong_judge or AutoJudge(
                 VerbalizedJudge(strong_model, model_key="strong", prompts=prompts)
             )

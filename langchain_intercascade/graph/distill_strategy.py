@@ -3,9 +3,12 @@
 ``separate`` mode asks the strong model for the strategy in a second call, with
 structured output where the model supports it and a text parse where it does not
 or where the provider refuses it at call time; ``joint`` mode reads the strategy
-block the strong answer carried. The ``strategy_filter`` option screens the
-strategy before it is stored. Everything here is contained: the user's answer
-already exists and never depends on a strategy being stored.
+block the strong answer carried. No call is paid for a strong answer below
+``distill_threshold`` or for a query that retrieved a near-duplicate strategy (the
+bank would merge the new one into it); ``distill_skipped`` says which. The
+``strategy_filter`` option screens the strategy before it is stored. Everything
+here is contained: the user's answer already exists and never depends on a
+strategy being stored.
 """
 
 from __future__ import annotations
@@ -63,10 +66,23 @@ class DistillStrategy:
             model=self.context.strong_name,
         )
 
-    @staticmethod
-    def _worth_distilling(state: InterCascadeState) -> bool:
+    def _skip(self, state: InterCascadeState) -> dict[str, Any] | None:
+        """The update for a strong answer not worth a distillation call, else None."""
         # A tool-calling strong reply has no solution text to learn a method from.
-        return bool(state.get("answer", "").strip())
+        if not state.get("answer", "").strip():
+            return {}
+        threshold = self.context.options.distill_threshold
+        if threshold is not None and (state.get("strong_confidence") or 0.0) < threshold:
+            return {"distill_skipped": "untrusted"}
+        assert self.context.bank is not None
+        dedup = self.context.bank.dedup_threshold
+        # The query is the new strategy's key (when kept): a retrieved key this close
+        # to it means the bank would merge the new strategy.
+        keyed_by_query = self.context.options.store_source_query
+        if keyed_by_query and dedup is not None:
+            if any(s.score >= dedup for s in state.get("strategies", [])):
+                return {"distill_skipped": "near_duplicate"}
+        return None
 
     def _joint_strategy(self, state: InterCascadeState) -> Strategy:
         text = state.get("strong_strategy_text")
@@ -76,8 +92,9 @@ class DistillStrategy:
 
     def __call__(self, state: InterCascadeState, config: RunnableConfig) -> dict[str, Any]:
         """Distill and store a strategy (or queue it); failures go to ``errors``."""
-        if not self._worth_distilling(state):
-            return {}
+        skip = self._skip(state)
+        if skip is not None:
+            return skip
         if self.context.background is not None:
             self.context.background.submit(self.distill, dict(state), config)
             return {}
@@ -102,8 +119,9 @@ class DistillStrategy:
 
     async def acall(self, state: InterCascadeState, config: RunnableConfig) -> dict[str, Any]:
         """Async :meth:`__call__`."""
-        if not self._worth_distilling(state):
-            return {}
+        skip = self._skip(state)
+        if skip is not None:
+            return skip
         if self.context.background is not None:  # a worker thread outlives the event loop
             self.context.background.submit(self.distill, dict(state), config)
             return {}

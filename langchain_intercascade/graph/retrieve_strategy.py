@@ -49,6 +49,7 @@ class RetrieveStrategy:
             "answer": "",
             "strong_strategy_text": None,
             "new_strategy": None,
+            "distill_skipped": None,
             "usage": Overwrite({}),
             "errors": Overwrite(errors),
         }

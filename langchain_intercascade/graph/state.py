@@ -26,6 +26,10 @@ Route = Literal["weak", "strong", "abstain", "weak_fallback"]
 confident (two-threshold mode); ``weak_fallback``: deferred, but the strong model
 failed, so the weak answer was returned."""
 
+DistillSkip = Literal["untrusted", "near_duplicate"]
+"""``untrusted``: the strong answer's confidence was below ``distill_threshold``;
+``near_duplicate``: the query retrieved a strategy the new one would be merged into."""
+
 
 class InterCascadeInput(TypedDict):
     """What the graph takes: the conversation."""
@@ -48,9 +52,12 @@ class InterCascadeOutput(TypedDict, total=False):
         threshold_calibrated: Whether that threshold came from a calibration on
             labelled data (or the online recalibrator); False for a bare default.
         route: How the turn was answered (see :data:`Route`).
-        strong_confidence: The strong judge's confidence (two-threshold mode).
+        strong_confidence: The strong judge's confidence (see
+            ``CascadeOptions.strong_judge``).
         answer: The final answer's text.
         new_strategy: The strategy stored this turn, or None.
+        distill_skipped: Why a strong answer was not distilled (see
+            :data:`DistillSkip`), or None.
         usage: Tokens per model and role this turn.
         errors: Failures that were contained this turn (``node: message``).
     """
@@ -68,6 +75,7 @@ class InterCascadeOutput(TypedDict, total=False):
     strong_confidence: float | None
     answer: str
     new_strategy: StrategyRecord | None
+    distill_skipped: DistillSkip | None
     usage: Annotated[Usage, merge_usage]
     errors: Annotated[list[str], operator.add]
 
@@ -102,8 +110,9 @@ class CascadeTurn(BaseModel):
         query: The retrieval text.
         strategies: The strategies shown to the weak model.
         new_strategy: The strategy stored this turn.
+        distill_skipped: Why the strong answer was not distilled, or None.
         weak_message: The weak model's reply.
-        strong_confidence: The strong judge's confidence (two-threshold mode).
+        strong_confidence: The strong judge's confidence.
         usage: Tokens per model and role.
         errors: Contained failures.
     """
@@ -121,6 +130,7 @@ class CascadeTurn(BaseModel):
     query: str
     strategies: list[RetrievedStrategy]
     new_strategy: StrategyRecord | None
+    distill_skipped: DistillSkip | None
     weak_message: AIMessage | None
     strong_confidence: float | None
     usage: Usage
@@ -156,6 +166,7 @@ class CascadeTurn(BaseModel):
             query=state.get("query", ""),
             strategies=list(state.get("strategies") or []),
             new_strategy=state.get("new_strategy"),
+            distill_skipped=state.get("distill_skipped"),
             weak_message=state.get("weak_message"),
             strong_confidence=state.get("strong_confidence"),
             usage=dict(state.get("usage") or {}),

@@ -3,8 +3,9 @@
 It sees the whole conversation without strategies (in ``joint`` distill mode, plus
 the instructions to append a strategy block, which is stripped from the user's
 answer). When it fails, the weak answer is returned with ``route="weak_fallback"``
-and the error recorded. In two-threshold mode the strong answer is judged too, and
-the cascade abstains when it is unsure. A deferred turn also feeds the online
+and the error recorded. With ``strong_threshold`` or ``distill_threshold`` the strong
+answer is judged too; in two-threshold mode the cascade abstains when it is unsure,
+and ``distill_strategy`` distills only a trusted one. A deferred turn also feeds the online
 recalibrator, when there is one.
 """
 
@@ -25,7 +26,7 @@ _STRATEGY_BLOCK = re.compile(r"<strategy>(.*?)(?:</strategy>|$)", re.DOTALL | re
 
 
 class StrongAnswer:
-    """Asks the strong model, then (two-threshold mode) judges its answer."""
+    """Asks the strong model, then (when options say so) judges its answer."""
 
     def __init__(self, context: CascadeContext) -> None:
         self.context = context
@@ -94,7 +95,7 @@ class StrongAnswer:
         verdict: Judgement | None,
         error: str | None,
     ) -> dict[str, Any]:
-        """Two-threshold mode: abstain, with the more confident answer, when unsure."""
+        """Record the strong answer's confidence; in two-threshold mode, abstain when unsure."""
         confidence = verdict.confidence if verdict else 0.0
         update["strong_confidence"] = confidence
         update["usage"] = merge_usage(update["usage"], verdict.usage if verdict else {})
@@ -110,7 +111,7 @@ class StrongAnswer:
         return update
 
     def __call__(self, state: InterCascadeState, config: RunnableConfig) -> dict[str, Any]:
-        """Ask the strong model (and judge it in two-threshold mode)."""
+        """Ask the strong model (and judge its answer when options say so)."""
         try:
             reply = self.context.call(
                 "strong",

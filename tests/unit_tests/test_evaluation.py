@@ -470,3 +470,21 @@ def test_calibration_must_leave_questions_to_evaluate(
         )
     with pytest.raises(ValueError, match="threshold\n.*must lie in"):
         EvaluationConfig(threshold=1.5)
+
+
+def test_distillations_not_paid_are_counted_and_priced(
+    tmp_path: Path, models: tuple[NamedScriptedModel, NamedScriptedModel]
+) -> None:
+    weak, strong = models
+    repeated = [basket(0), basket(0)]  # the second retrieves the first's strategy at 1.0
+    config = _config(tmp_path, configurations=["intercascade"], threshold=math.inf)
+    result = run_evaluation(
+        config, weak=weak, strong=strong, embeddings=BagOfWordsEmbeddings(), examples=repeated
+    )
+    first, second = result.records["intercascade"]
+    assert first.new_strategy is not None and first.distill_skipped is None
+    assert second.distill_skipped == "near_duplicate" and second.new_strategy is None
+    assert "distill" in first.tokens["strong"] and "distill" not in second.tokens["strong"]
+    assert second.fee < first.fee
+    assert result.metrics["intercascade"].distillations_skipped == {"near_duplicate": 1}
+    assert "strong answers not distilled: near_duplicate 1" in result.to_markdown()

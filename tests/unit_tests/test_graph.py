@@ -301,7 +301,7 @@ def test_input_over_the_size_cap_is_rejected_before_any_model_call(weak, strong,
         ({"retrieval_query": None}, "retrieval_query"),
         ({"distill_mode": "both"}, "distill_mode"),
         ({"tresholds": 0.5}, "tresholds"),
-        ({"strong_judge": lambda messages, answer: 1.0}, "set strong_threshold"),
+        ({"strong_judge": lambda messages, answer: 1.0}, "strong_threshold or distill_threshold"),
     ],
 )
 def test_bad_options_get_a_clear_error(weak, strong, bank, kwargs, match):
