@@ -1,21 +1,33 @@
-"""A short stream of recurring word problems through the cascade, on local models.
+"""A short stream of recurring word problems through the cascade, beside a standard cascade.
 
 Problems of the same structure come back with new names and numbers, which is
-where Inter-Cascade helps: the first of a kind goes to the strong model, whose
-strategy the weak model then gets for the next ones.
+where Inter-Cascade can help: the first of a kind goes to the strong model, whose
+strategy the weak model then gets for the next ones. Each problem is also put to
+a standard cascade (same models, judge and threshold, no strategies), so the
+summary can say what the strategies changed on the same problems:
+:class:`DemoSummary`.
+
+The standard cascade costs little extra: where no strategy was shown its prompt
+is Inter-Cascade's, so its turn is Inter-Cascade's; otherwise its weak model
+answers and is judged, and its strong model is asked only when Inter-Cascade did
+not ask it the same question already.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from langchain_core.messages import HumanMessage, SystemMessage
+from langchain_core.callbacks import BaseCallbackHandler
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 from pydantic import BaseModel
 
 from langchain_intercascade.answers import extract_number, numbers_equal
 from langchain_intercascade.bank import StrategyBank
-from langchain_intercascade.graph import CascadeTurn, InterCascadeGraph
+from langchain_intercascade.graph import CascadeTurn, create_intercascade
+from langchain_intercascade.graph.state import DistillSkip, Route
 
 SYSTEM_PROMPT = (
     "Solve the math word problem. Think step by step, then give the final number "
@@ -38,12 +50,115 @@ _STRUCTURES: list[tuple[str, Callable[[int, int, int], int], list[tuple[str, int
     ),
 ]
 
+STAGES = {
+    "retrieve_strategy": "retrieving strategies",
+    "weak_answer": "weak model answering",
+    "confidence_judge": "judging the weak answer",
+    "strong_answer": "strong model answering",
+    "distill_strategy": "strong model distilling a strategy",
+}
+"""What the cascade is doing, by node name, as the demo's progress line says it."""
+
 
 class DemoProblem(BaseModel):
     """One problem of the demo stream, with its answer."""
 
     question: str
     answer: int
+
+
+class DemoRow(BaseModel):
+    """One answered problem, in Inter-Cascade and in the standard cascade.
+
+    Attributes:
+        question: The problem.
+        route: Inter-Cascade's route.
+        confidence: The judge's confidence in Inter-Cascade's weak answer.
+        threshold: The acceptance threshold.
+        strategies: Titles and scores of the strategies shown to the weak model.
+        new_strategy: The title of the strategy stored from this problem.
+        distill_skipped: Why the strong answer was not distilled, if it was not.
+        answer: The last line of Inter-Cascade's answer.
+        final: The number read from it (None when it holds none).
+        correct: Whether Inter-Cascade's answer is right.
+        standard_route: The standard cascade's route.
+        standard_correct: Whether the standard cascade's answer is right.
+        bank_size: Strategies in the bank after this problem.
+        seconds: Wall time for the problem, both cascades.
+        errors: Failures Inter-Cascade contained.
+    """
+
+    question: str
+    route: Route | None
+    confidence: float
+    threshold: float
+    strategies: list[tuple[str, float]]
+    new_strategy: str | None
+    distill_skipped: DistillSkip | None
+    answer: str
+    final: str | None
+    correct: bool
+    standard_route: Route | None
+    standard_correct: bool
+    bank_size: int
+    seconds: float
+    errors: list[str]
+
+
+class DemoSummary(BaseModel):
+    """What the strategies changed, over the problems run.
+
+    Attributes:
+        problems: Problems run.
+        accepted: Weak answers Inter-Cascade accepted.
+        standard_accepted: Weak answers the standard cascade accepted.
+        strong_calls: Problems Inter-Cascade sent to the strong model.
+        standard_strong_calls: Problems the standard cascade sent to it.
+        correct: Inter-Cascade's right answers.
+        standard_correct: The standard cascade's right answers.
+        distilled: Strategies distilled (stored or merged).
+        distill_skipped: Strong answers not distilled.
+        seconds: Wall time of the whole stream.
+    """
+
+    problems: int
+    accepted: int
+    standard_accepted: int
+    strong_calls: int
+    standard_strong_calls: int
+    correct: int
+    standard_correct: int
+    distilled: int
+    distill_skipped: int
+    seconds: float
+
+    @property
+    def strong_calls_saved(self) -> int:
+        """Strong calls Inter-Cascade saved against the standard cascade (negative: extra)."""
+        return self.standard_strong_calls - self.strong_calls
+
+    @classmethod
+    def of(cls, rows: list[DemoRow]) -> DemoSummary:
+        """Sum up the rows.
+
+        Args:
+            rows: The answered problems.
+
+        Returns:
+            The summary.
+        """
+        return cls(
+            problems=len(rows),
+            accepted=sum(r.route == "weak" for r in rows),
+            standard_accepted=sum(r.standard_route == "weak" for r in rows),
+            strong_calls=sum(r.route not in ("weak", None) for r in rows),
+            standard_strong_calls=sum(r.standard_route not in ("weak", None) for r in rows),
+            correct=sum(r.correct for r in rows),
+            standard_correct=sum(r.standard_correct for r in rows),
+            distilled=sum(r.new_strategy is not None for r in rows),
+            distill_skipped=sum(r.distill_skipped is not None for r in rows),
+            seconds=sum(r.seconds for r in rows),
+        )
 
 
 def demo_problems() -> list[DemoProblem]:
@@ -60,36 +175,83 @@ def demo_problems() -> list[DemoProblem]:
     ]
 
 
+class _Stages(BaseCallbackHandler):
+    """Reports each node as it starts, for a progress line."""
+
+    def __init__(self, report: Callable[[str], None]) -> None:
+        self.report = report
+
+    def on_chain_start(self, serialized: Any, inputs: Any, **kwargs: Any) -> None:
+        stage = STAGES.get(kwargs.get("name") or "")
+        if stage is not None:
+            self.report(stage)
+
+
+def _right(text: str, answer: int) -> tuple[str | None, bool]:
+    predicted = extract_number(text)
+    return predicted, predicted is not None and numbers_equal(predicted, str(answer))
+
+
 def run_demo(
-    cascade: InterCascadeGraph, bank: StrategyBank, limit: int | None = None
-) -> Iterator[dict[str, Any]]:
-    """Run the demo stream, yielding one row per problem as it is answered.
+    weak: BaseChatModel,
+    strong: BaseChatModel,
+    bank: StrategyBank,
+    *,
+    limit: int | None = None,
+    on_stage: Callable[[str], None] | None = None,
+    **option_values: Any,
+) -> Iterator[DemoRow]:
+    """Run the demo stream through Inter-Cascade and a standard cascade, one row per problem.
 
     Args:
-        cascade: The cascade to run.
-        bank: Its strategy bank (for the bank size column).
+        weak: The weak model.
+        strong: The strong model.
+        bank: Inter-Cascade's strategy bank (it learns into it).
         limit: Stop after this many problems.
+        on_stage: Called with what the cascade is doing (see :data:`STAGES`),
+            e.g. to update a progress line.
+        **option_values: Fields of :class:`CascadeOptions` for both cascades
+            (``judge``, ``threshold``, ...).
 
     Yields:
-        Rows with the question, route, confidence, threshold, strategies used,
-        the new strategy's title, the answer's last line, the final number read
-        from the answer (None when it holds none) and whether it is right.
+        One :class:`DemoRow` per problem, as soon as it is answered.
     """
+    intercascade = create_intercascade(weak, strong, bank=bank, **option_values)
+    standard = create_intercascade(weak, strong, bank=None, **option_values)
+    config: dict[str, Any] = {"callbacks": [_Stages(on_stage)]} if on_stage else {}
     for problem in demo_problems()[:limit]:
-        turn = CascadeTurn.from_state(
-            cascade.invoke([SystemMessage(SYSTEM_PROMPT), HumanMessage(problem.question)])
+        start = time.perf_counter()
+        messages: list[BaseMessage] = [SystemMessage(SYSTEM_PROMPT), HumanMessage(problem.question)]
+        turn = CascadeTurn.from_state(intercascade.invoke(messages, config))
+        final, correct = _right(turn.answer, problem.answer)
+        standard_route, standard_answer = turn.route, turn.answer
+        if turn.strategies:  # otherwise the standard cascade's prompt is the same
+            stopped = CascadeTurn.from_state(
+                standard.invoke(messages, config, interrupt_before=["strong_answer"])
+            )
+            standard_route, standard_answer = stopped.route, stopped.answer
+            if stopped.route != "weak":  # deferred: the strong model answers
+                standard_route = "strong"
+                if turn.route == "strong":  # the same prompt Inter-Cascade sent it
+                    standard_answer = turn.answer
+                else:
+                    if on_stage:
+                        on_stage("strong model answering (standard cascade)")
+                    standard_answer = strong.invoke(messages).text
+        yield DemoRow(
+            question=problem.question,
+            route=turn.route,
+            confidence=turn.confidence,
+            threshold=turn.threshold,
+            strategies=[(s.record.strategy.title, s.score) for s in turn.strategies],
+            new_strategy=turn.new_strategy.strategy.title if turn.new_strategy else None,
+            distill_skipped=turn.distill_skipped,
+            answer=turn.answer.strip().splitlines()[-1] if turn.answer.strip() else "",
+            final=final,
+            correct=correct,
+            standard_route=standard_route,
+            standard_correct=_right(standard_answer, problem.answer)[1],
+            bank_size=len(bank),
+            seconds=time.perf_counter() - start,
+            errors=turn.errors,
         )
-        predicted = extract_number(turn.answer)
-        yield {
-            "question": problem.question,
-            "route": turn.route,
-            "confidence": turn.confidence,
-            "threshold": turn.threshold,
-            "strategies": [(s.record.strategy.title, s.score) for s in turn.strategies],
-            "new_strategy": turn.new_strategy.strategy.title if turn.new_strategy else None,
-            "answer": turn.answer.strip().splitlines()[-1] if turn.answer.strip() else "",
-            "final": predicted,
-            "correct": predicted is not None and numbers_equal(predicted, str(problem.answer)),
-            "bank_size": len(bank),
-            "errors": turn.errors,
-        }

@@ -4,15 +4,26 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 
 from langchain_intercascade.cli.shared import BankOpt, console
 from langchain_intercascade.models import local_chat_model, local_embeddings, pull_model
 from langchain_intercascade.settings import CascadeSettings, ConfigurationError
+
+if TYPE_CHECKING:
+    from langchain_intercascade.demo import DemoSummary
 
 # The weakest-token probability of the 0.5B model's answers was 0.08-0.28 on GSM8K.
 DEMO_THRESHOLD = 0.2
@@ -60,16 +71,18 @@ def demo(
 ) -> None:
     """Run a short stream of recurring problems through the cascade on local models.
 
-    Prints, per problem, the route, the judge's confidence, the strategies used and
-    the answer's final number, then a table of them all.
+    Prints each problem's line as soon as it is answered (route, the judge's
+    confidence, the strategies used, the answer's final number), with a progress
+    line saying what the cascade is doing meanwhile; then a table, and a summary
+    against a standard cascade (same models, judge and threshold, no strategies)
+    on the same problems: weak answers accepted, strong calls saved, accuracy.
     The judge is LogprobJudge("min"), the one that separated right from wrong answers
     of Qwen2.5-Coder-0.5B best (benchmarks/judges); its threshold here is a demo
     setting, not a calibrated one (see ``intercascade calibrate``).
     Models come from --weak/--strong or INTERCASCADE_WEAK_MODEL/INTERCASCADE_STRONG_MODEL;
     where none are configured, the known Qwen2.5-Coder 0.5B/1.5B files are fetched.
     """
-    from langchain_intercascade.demo import run_demo
-    from langchain_intercascade.graph import create_intercascade
+    from langchain_intercascade.demo import DemoSummary, demo_problems, run_demo
     from langchain_intercascade.judges import LogprobJudge
 
     logging.basicConfig(level=logging.WARNING)
@@ -85,35 +98,71 @@ def demo(
         except (ImportError, FileNotFoundError, ConfigurationError) as exc:
             console.print(f"[red]{escape(str(exc))}[/red]")
             raise typer.Exit(2) from exc
-    cascade = create_intercascade(
-        weak_model, strong_model, bank=strategies, judge=LogprobJudge("min"), threshold=threshold
-    )
     table = Table(title="Inter-Cascade demo")
     for column in ("#", "route", "confidence", "strategies used", "new strategy", "answer", "ok"):
         table.add_column(column)
-    with console.status("answering...") as status:
-        for i, row in enumerate(run_demo(cascade, strategies, limit), 1):
-            used = ", ".join(f"{title} ({score:.2f})" for title, score in row["strategies"])
-            console.print(
-                f"[bold]{i}.[/bold] {escape(row['question'])}\n   route={row['route']} "
-                f"confidence={row['confidence']:.2f} (threshold {row['threshold']:.2f}) "
+    rows = []
+    progress = Progress(
+        SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+        TimeElapsedColumn(), console=console, transient=True,
+    )  # fmt: skip
+    with progress:
+        task = progress.add_task("starting", total=min(limit, len(demo_problems())))
+        stream = run_demo(
+            weak_model,
+            strong_model,
+            strategies,
+            limit=limit,
+            on_stage=lambda stage: progress.update(
+                task, description=f"problem {len(rows) + 1}: {stage}"
+            ),
+            judge=LogprobJudge("min"),
+            threshold=threshold,
+        )
+        for i, row in enumerate(stream, 1):
+            rows.append(row)
+            progress.advance(task)
+            used = ", ".join(f"{title} ({score:.2f})" for title, score in row.strategies)
+            progress.console.print(
+                f"[bold]{i}.[/bold] {escape(row.question)}\n   route={row.route} "
+                f"confidence={row.confidence:.2f} (threshold {row.threshold:.2f}) "
                 + escape(
-                    f"strategies=[{used or 'none'}] new={row['new_strategy'] or '-'} "
-                    f"answer={row['answer']!r} final={row['final'] or '-'} "
-                    f"correct={row['correct']}"
+                    f"strategies=[{used or 'none'}] new={row.new_strategy or '-'} "
+                    f"answer={row.answer!r} final={row.final or '-'} "
+                    f"correct={row.correct} standard cascade: route={row.standard_route} "
+                    f"correct={row.standard_correct} ({row.seconds:.0f} s)"
                 )
             )
             table.add_row(
                 str(i),
-                row["route"],
-                f"{row['confidence']:.2f}",
+                row.route or "-",
+                f"{row.confidence:.2f}",
                 escape(used or "-"),
-                escape(row["new_strategy"] or "-"),
-                escape(row["final"] or "-"),
-                "yes" if row["correct"] else "no",
+                escape(row.new_strategy or row.distill_skipped or "-"),
+                escape(row.final or "-"),
+                "yes" if row.correct else "no",
             )
-            status.update(f"answered {i}; bank holds {row['bank_size']} strategies")
     console.print(table)
+    console.print(_summary(DemoSummary.of(rows)))
     if bank_folder is not None:
         strategies.save(bank_folder)
         console.print(f"bank saved to {bank_folder} ({len(strategies)} strategies)")
+
+
+def _summary(s: DemoSummary) -> str:
+    saved = (
+        f"{s.strong_calls_saved} strong calls saved"
+        if s.strong_calls_saved >= 0
+        else f"{-s.strong_calls_saved} strong calls more"
+    )
+    return (
+        f"Summary over {s.problems} problems ({s.seconds:.0f} s):\n"
+        f"  weak answers accepted: Inter-Cascade {s.accepted}, standard cascade "
+        f"{s.standard_accepted}\n"
+        f"  strong calls: Inter-Cascade {s.strong_calls}, standard cascade "
+        f"{s.standard_strong_calls} ({saved})\n"
+        f"  right answers: Inter-Cascade {s.correct}/{s.problems}, standard cascade "
+        f"{s.standard_correct}/{s.problems}\n"
+        f"  strategies distilled: {s.distilled}; strong answers not distilled: "
+        f"{s.distill_skipped}"
+    )

@@ -409,6 +409,34 @@ def test_demo_shows_bracketed_text_and_final_numbers(scripted_demo: list[str]) -
     ]  # fmt: skip
 
 
+def test_demo_sums_up_against_a_standard_cascade_on_the_same_problems(
+    scripted_demo: list[str],
+) -> None:
+    out = _ok(*scripted_demo, "--threshold", "0.5")
+    # Problems 3 and 5 recur: with problem 1's strategy the weak answer is accepted,
+    # where the standard cascade, without it, defers.
+    assert "weak answers accepted: Inter-Cascade 2, standard cascade 0" in out
+    assert "strong calls: Inter-Cascade 4, standard cascade 6 (2 strong calls saved)" in out
+    assert "standard cascade: route=strong" in out.split("\n3. ")[1].split("\n4. ")[0]
+
+
+def test_the_standard_cascade_asks_the_strong_model_only_what_intercascade_did_not(
+    weak, strong, bank
+) -> None:
+    from langchain_intercascade.demo import DemoSummary, run_demo
+
+    stages: list[str] = []
+    rows = list(run_demo(weak, strong, bank, threshold=0.5, on_stage=stages.append))
+    summary = DemoSummary.of(rows)
+    assert (summary.strong_calls, summary.standard_strong_calls) == (4, 6)
+    # 4 answers and 4 distillations for Inter-Cascade; 2 answers for the standard cascade.
+    assert len(strong.calls) == 4 + 4 + 2
+    assert stages.count("strong model answering (standard cascade)") == 2
+    assert stages[:3] == [
+        "retrieving strategies", "weak model answering", "judging the weak answer",
+    ]  # fmt: skip
+
+
 def test_demo_takes_bank_like_every_other_command(scripted_demo: list[str], tmp_path: Path) -> None:
     bank = tmp_path / "bank"
     demo = [*scripted_demo, "--threshold", "0.5"]
