@@ -22,6 +22,7 @@ from typing import Any
 from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
+from langchain_core.runnables import RunnableConfig
 from pydantic import BaseModel
 
 from langchain_intercascade.answers import extract_number, numbers_equal
@@ -218,7 +219,7 @@ def run_demo(
     """
     intercascade = create_intercascade(weak, strong, bank=bank, **option_values)
     standard = create_intercascade(weak, strong, bank=None, **option_values)
-    config: dict[str, Any] = {"callbacks": [_Stages(on_stage)]} if on_stage else {}
+    config = RunnableConfig(callbacks=[_Stages(on_stage)] if on_stage else None)
     for problem in demo_problems()[:limit]:
         start = time.perf_counter()
         messages: list[BaseMessage] = [SystemMessage(SYSTEM_PROMPT), HumanMessage(problem.question)]

@@ -23,7 +23,7 @@ from langchain_intercascade.models import local_chat_model, local_embeddings, pu
 from langchain_intercascade.settings import CascadeSettings, ConfigurationError
 
 if TYPE_CHECKING:
-    from langchain_intercascade.demo import DemoSummary
+    from langchain_intercascade.demo import DemoRow, DemoSummary
 
 # The weakest-token probability of the 0.5B model's answers was 0.08-0.28 on GSM8K.
 DEMO_THRESHOLD = 0.2
@@ -101,7 +101,7 @@ def demo(
     table = Table(title="Inter-Cascade demo")
     for column in ("#", "route", "confidence", "strategies used", "new strategy", "answer", "ok"):
         table.add_column(column)
-    rows = []
+    rows: list[DemoRow] = []
     progress = Progress(
         SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
         TimeElapsedColumn(), console=console, transient=True,
