@@ -1,4 +1,4 @@
-"""Paired analysis of one regime-map cell from ``run_pilot.py``'s ``records.jsonl``.
+"""Paired analysis of one regime-map cell from ``run_cell.py``'s ``records.jsonl``.
 
 For each question: the weak model's answer without strategies (``weak``), with
 the strategies the bank retrieved (``intercascade``'s weak answer) and the strong

@@ -1,10 +1,10 @@
 """Strategy form (d), the paper's: the solved sibling question and its answer plus the method.
 
-Replays ``run_pilot.py``'s Inter-Cascade weak calls with the same retrieved
+Replays ``run_cell.py``'s Inter-Cascade weak calls with the same retrieved
 strategies (``strategy_ids`` of each record), each rendered as the question it was
 distilled from, the strong model's answer to it and the distilled method, in the
 package's default strategy section. Writes ``paper_form.jsonl`` beside the records
-(``example_id``, ``correct``, ``reply``). Run it after ``run_pilot.py``: one llama.cpp
+(``example_id``, ``correct``, ``reply``). Run it after ``run_cell.py``: one llama.cpp
 model at a time.
 """
 
@@ -26,7 +26,7 @@ from langchain_intercascade.evaluation import EvaluationConfig
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from run_benchmark import SYSTEM_PROMPT, chat_model  # noqa: E402
-from run_pilot import MODELS  # noqa: E402
+from run_cell import MODELS  # noqa: E402
 from streams import recurring_easy_stream  # noqa: E402
 
 PAPER_ITEM = "Solved problem: {question}\nIts answer: {answer}\nMethod: {method}"
