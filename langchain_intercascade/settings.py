@@ -201,7 +201,7 @@ class CascadeSettings(BaseModel):
                 return local_chat_model(spec, max_tokens=self.max_tokens, **options)
             except (FileNotFoundError, ImportError) as exc:
                 raise ConfigurationError(str(exc)) from exc
-        return _import_model(spec)
+        return import_chat_model(spec)
 
     def embeddings(self) -> Embeddings:
         """The bank's embeddings: bag-of-words when fake, else :func:`~.models.local_embeddings`.
@@ -269,7 +269,18 @@ def _read_calibration(data: Any) -> Any:
     return {**rest, "threshold": threshold}
 
 
-def _import_model(spec: str) -> BaseChatModel:
+def import_chat_model(spec: str) -> BaseChatModel:
+    """The chat model ``module:attribute`` names (a model, or a factory taking no arguments).
+
+    Args:
+        spec: ``module:attribute``, e.g. ``my_models:weak``.
+
+    Returns:
+        The chat model.
+
+    Raises:
+        ConfigurationError: If the spec is malformed, cannot be imported, or is not a chat model.
+    """
     module_name, _, attribute = spec.partition(":")
     if not attribute:
         raise ConfigurationError(

@@ -40,6 +40,7 @@ from langchain_core.outputs import ChatGeneration, ChatResult
 
 from langchain_intercascade import CascadePrompts
 from langchain_intercascade.evaluation import EvaluationConfig, run_evaluation
+from langchain_intercascade.settings import import_chat_model
 from langchain_intercascade.testing import BagOfWordsEmbeddings
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -132,8 +133,13 @@ def program_ran(messages: Sequence[BaseMessage], answer: AIMessage) -> float:
     return float(answer.response_metadata.get("program_output") is not None)
 
 
-def model(path: str, answers: str, max_tokens: int, threads: int) -> BaseChatModel:
-    plain = chat_model(path, max_tokens, 2048, threads)
+def model(spec: str, answers: str, max_tokens: int, threads: int) -> BaseChatModel:
+    """A GGUF file on llama.cpp, or ``module:attribute`` naming any chat model (hosted ones)."""
+    plain = (
+        chat_model(spec, max_tokens, 2048, threads)
+        if spec.endswith(".gguf")
+        else import_chat_model(spec)
+    )
     return ProgramAided(inner=plain) if answers == "program" else plain
 
 
@@ -153,6 +159,14 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--configurations", nargs="+", default=["weak", "strong", "intercascade"])
     parser.add_argument("--calibration-examples", type=int, default=0)
+    parser.add_argument(
+        "--judge",
+        choices=["self-check", "auto"],
+        default="self-check",
+        help="self-check: run_benchmark.SelfCheckJudge (no model call); auto: the package "
+        "default, the answer's token probability where the weak model returns logprobs "
+        "(the paper's judge: hosted models)",
+    )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--weak-max-tokens", type=int, default=200)
     parser.add_argument("--strong-max-tokens", type=int, default=300)
@@ -175,7 +189,7 @@ def main() -> None:
         calibration_examples=args.calibration_examples,
         alpha=0.2,
         threshold=float("inf"),
-        judge=SelfCheckJudge(),
+        judge=SelfCheckJudge() if args.judge == "self-check" else None,
         prompts=prompts,
         system_prompt=SYSTEM_PROMPT,
         cache_path=Path(args.cache),
