@@ -77,7 +77,7 @@ class ProgramAided(BaseChatModel):
 
     On an answer call (one whose system message is ``run_benchmark.SYSTEM_PROMPT``)
     that system message becomes :data:`PAL_SYSTEM_PROMPT`, the reply's program runs,
-    and the reply gains a last line ``The answer is N.``; ``response_metadata`` gains
+    and the reply becomes the program and a line ``The answer is N.``; ``response_metadata`` gains
     ``program_output`` (None when there was no program, or it was refused, failed or
     printed no number: the reply is then the model's own). Other calls (distillation)
     pass through.
@@ -111,7 +111,9 @@ class ProgramAided(BaseChatModel):
         reply = self.inner.invoke(messages, stop=stop, **kwargs)
         code = _program(reply.text) if answering else None
         printed = run_program(code) if code else None
-        text = reply.text if printed is None else f"{reply.text}\nThe answer is {printed}."
+        # The program and what it printed; the model's own "output" and prose go, since
+        # graders read a boxed number first and it is often made up.
+        text = reply.text if printed is None else f"```python\n{code}```\nThe answer is {printed}."
         message = AIMessage(
             content=text,
             usage_metadata=reply.usage_metadata,
