@@ -126,6 +126,16 @@ class _Catalog(ABC):
         a backend whose index embeds on its own.
         """
 
+    def near_duplicates(
+        self, vector: np.ndarray, k: int, namespace: str, text: str, threshold: float
+    ) -> list[_Hit]:
+        """Up to ``k`` records of a namespace at least ``threshold`` similar, best first.
+
+        The write path's dedup check; a backend may answer it faster than
+        :meth:`nearest` can.
+        """
+        return [h for h in self.nearest(vector, k, namespace, text) if h.score >= threshold]
+
     @abstractmethod
     def insert(self, records: Sequence[StrategyRecord], vectors: np.ndarray) -> None:
         """Store new records (ids not stored yet) with their unit vectors, one row each.

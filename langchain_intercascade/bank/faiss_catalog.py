@@ -13,10 +13,18 @@ The index type is chosen once, by :data:`IndexType`:
 - ``"ivf"``: an inverted file (``IndexIVFFlat``, nprobe=16) over √n clusters,
   trained on the namespace's own vectors once it holds 4,096 of them (flat
   before) and trained again each time it has grown fourfold.
+
+Beside its index, each namespace keeps 256 sign bits per vector (of random
+projections, so that Hamming distance tracks the angle), 32 bytes each. The
+dedup check on every write scans those bits for vectors within a Hamming radius
+that a near-duplicate at the threshold stays inside but for six standard
+deviations (missed with probability below 1e-9), then checks the few found
+exactly: 12x less memory to read than a flat scan, whatever the index type.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
 from collections.abc import Iterable, Sequence
@@ -35,6 +43,8 @@ _HNSW_EF_SEARCH = 64
 _IVF_MIN_TRAIN = 4096
 _IVF_GROWTH = 4
 _IVF_NPROBE = 16
+_CODE_BITS = 256
+_GUARD_SD = 6.0
 
 
 def _faiss() -> Any:
@@ -55,8 +65,48 @@ def check_index_type(index_type: object) -> IndexType:
     return index_type  # type: ignore[return-value]
 
 
+@functools.cache
+def _projection(dim: int) -> np.ndarray:
+    # Fixed, so that codes need not be saved: load recomputes them.
+    return np.random.default_rng(0).standard_normal((dim, _CODE_BITS)).astype(np.float32)
+
+
+def hamming_radius(threshold: float) -> int | None:
+    """The Hamming radius, in sign bits, that keeps pairs at least ``threshold`` cosine-similar.
+
+    A random hyperplane separates two unit vectors at angle θ with probability
+    θ/π, so their Hamming distance is Binomial(256, θ/π); the radius is its mean
+    plus six standard deviations at the threshold's angle. None when that radius
+    would not exclude unrelated vectors (θ/π near 1/2): then there is no prefilter.
+    """
+    p = math.acos(max(-1.0, min(1.0, threshold))) / math.pi
+    radius = _CODE_BITS * p + _GUARD_SD * math.sqrt(_CODE_BITS * p * (1.0 - p))
+    return int(radius) if radius < _CODE_BITS / 2 else None
+
+
+class _Codes:
+    """Sign bits of a namespace's vectors under :func:`_projection`, by label."""
+
+    def __init__(self, dim: int) -> None:
+        self.dim = dim
+        self.index = _faiss().IndexBinaryIDMap2(_faiss().IndexBinaryFlat(_CODE_BITS))
+
+    def encode(self, vectors: np.ndarray) -> np.ndarray:
+        codes: np.ndarray = np.packbits(vectors @ _projection(self.dim) > 0, axis=1)
+        return codes
+
+    def add(self, vectors: np.ndarray, labels: np.ndarray) -> None:
+        if len(labels):
+            self.index.add_with_ids(self.encode(vectors), labels)
+
+    def within(self, vector: np.ndarray, radius: int) -> np.ndarray:
+        _, _, labels = self.index.range_search(self.encode(vector.reshape(1, -1)), radius + 1)
+        found: np.ndarray = labels
+        return found
+
+
 class _Space:
-    """One namespace's FAISS index and the record ids of its labels."""
+    """One namespace's FAISS index, its sign-bit codes and the record ids of its labels."""
 
     def __init__(self, index_type: IndexType, dim: int) -> None:
         self.index_type = index_type
@@ -64,6 +114,7 @@ class _Space:
         self.ids: dict[str, int] = {}  # record id -> label
         self.trained_at = 0  # how many vectors the IVF index was trained on (0: flat)
         self.index = self._empty(0)
+        self.codes = _Codes(dim)
 
     def _empty(self, size: int) -> Any:
         """A new index of this space's type for ``size`` vectors (IVF: untrained)."""
@@ -89,7 +140,9 @@ class _Space:
             index.train(vectors)
         if len(labels):
             index.add_with_ids(vectors, labels)
-        self.index = index
+        codes = _Codes(self.dim)
+        codes.add(vectors, labels)
+        self.index, self.codes = index, codes
         self.trained_at = (
             len(labels) if self.index_type == "ivf" and len(labels) >= _IVF_MIN_TRAIN else 0
         )
@@ -113,10 +166,12 @@ class _Space:
             )
         else:
             self.index.add_with_ids(vectors, labels)
+            self.codes.add(vectors, labels)
 
     def remove(self, labels: np.ndarray) -> None:
         if self.index_type != "hnsw":
             self.index.remove_ids(labels)
+            self.codes.index.remove_ids(labels)
             return
         held = self.labels()
         keep = held[~np.isin(held, labels)]
@@ -184,6 +239,21 @@ class _FaissCatalog(_Catalog):
         return [
             _Hit(self._records[self._ids[int(label)]], float(score), row)
             for score, label, row in zip(scores, labels, rows, strict=True)
+        ]
+
+    def near_duplicates(
+        self, vector: np.ndarray, k: int, namespace: str, text: str, threshold: float
+    ) -> list[_Hit]:
+        radius = hamming_radius(threshold)
+        space = self._spaces.get(namespace)
+        if radius is None or space is None:
+            return super().near_duplicates(vector, k, namespace, text, threshold)
+        labels = space.codes.within(vector, radius)
+        rows = space.vectors(labels)
+        scores = rows @ vector
+        best = [i for i in np.argsort(-scores)[:k] if scores[i] >= threshold]
+        return [
+            _Hit(self._records[self._ids[int(labels[i])]], float(scores[i]), rows[i]) for i in best
         ]
 
     def insert(self, records: Sequence[StrategyRecord], vectors: np.ndarray) -> None:

@@ -180,7 +180,9 @@ class _Writer:
             return None
         candidates = [
             (hit.score, held.get(hit.record.id, hit.record))
-            for hit in self.catalog.nearest(vector, 1, record.namespace, record.key_text)
+            for hit in self.catalog.near_duplicates(
+                vector, 1, record.namespace, record.key_text, self.dedup_threshold
+            )
         ]
         if (nearest := new.nearest(vector, record.namespace)) is not None:
             candidates.append((nearest[1], held[nearest[0]]))
@@ -190,8 +192,10 @@ class _Writer:
     def _twins(self, record: StrategyRecord, vector: np.ndarray, k: int) -> list[StrategyRecord]:
         if self.dedup_threshold is None:
             return []
-        hits = self.catalog.nearest(vector, k, record.namespace, record.key_text)
-        return [h.record for h in hits if h.score >= self.dedup_threshold]
+        hits = self.catalog.near_duplicates(
+            vector, k, record.namespace, record.key_text, self.dedup_threshold
+        )
+        return [h.record for h in hits]
 
     def _fold(self, survivor: StrategyRecord, duplicates: list[StrategyRecord]) -> StrategyRecord:
         if self.dedup_policy == "skip":
