@@ -16,7 +16,9 @@ infinite threshold, so every weak answer is paired (without strategies: ``weak``
 the strategies the bank retrieves: ``intercascade``'s ``weak_correct``) and the strong
 model distils from every question. With ``--calibration-examples N`` the threshold is
 calibrated instead on the stream's first N questions (``alpha``/``delta`` 0.2/0.1), and
-``--configurations`` can add ``cascade``: the regime benchmark. The judge is
+``--configurations`` can add ``cascade``: the regime benchmark (with ``--seeds 0 1 2 3 4``
+and ``--calibration-examples 30``, the seed-0 stream, whose weak answers a cell already
+paid for, calibrates, and 120 new questions are evaluated). The judge is
 ``run_benchmark.SelfCheckJudge`` (no model call). Strong program-aided answers are
 distilled only when their program ran (``distill_threshold`` over :func:`program_ran`);
 a query that retrieved a near-duplicate pays no distillation.
@@ -158,7 +160,13 @@ def main() -> None:
     parser.add_argument("--strategies", choices=["method", "program"], default="method")
     parser.add_argument("--stream", choices=sorted(STREAMS), default="easy")
     parser.add_argument("--per-template", type=int, default=6)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--seeds",
+        type=int,
+        nargs="+",
+        default=[0],
+        help="one stream per seed, one after the other (ids then start with seed<N>-)",
+    )
     parser.add_argument("--configurations", nargs="+", default=["weak", "strong", "intercascade"])
     parser.add_argument("--calibration-examples", type=int, default=0)
     parser.add_argument(
@@ -185,7 +193,7 @@ def main() -> None:
     )
     trust = {"distill_threshold": 0.5, "strong_judge": program_ran}
     config = EvaluationConfig(
-        seed=args.seed,
+        seed=args.seeds[0],
         shuffle=False,
         configurations=args.configurations,
         calibration_examples=args.calibration_examples,
@@ -205,7 +213,11 @@ def main() -> None:
         # Strategies are keyed by their source question; hashed word counts match
         # instances of one template (numbers and names aside). MiniLM is not installed.
         embeddings=BagOfWordsEmbeddings(),
-        examples=STREAMS[args.stream](args.per_template, args.seed),
+        examples=[
+            e.model_copy(update={"id": f"seed{seed}-{e.id}"}) if len(args.seeds) > 1 else e
+            for seed in args.seeds
+            for e in STREAMS[args.stream](args.per_template, seed)
+        ],
     )
     print(result.to_markdown())
 
