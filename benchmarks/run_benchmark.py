@@ -28,6 +28,7 @@ from langchain_core.runnables import RunnableConfig
 from langchain_intercascade import CascadePrompts
 from langchain_intercascade.answers import extract_number, numbers_equal
 from langchain_intercascade.costs import record_usage
+from langchain_intercascade.demo import SYSTEM_PROMPT as DEMO_SYSTEM_PROMPT
 from langchain_intercascade.evaluation import (
     EvaluationConfig,
     Example,
@@ -43,11 +44,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 from judges.measure import RescoredLogprobJudge  # noqa: E402
 
 # Short steps keep the 1.5B model's answers under the token cap (400 tokens of LaTeX-heavy
-# working were cut off before the answer) and halve the time per answer.
-SYSTEM_PROMPT = (
-    "Solve the problem step by step: one short line per step with the arithmetic, "
-    "no code, no LaTeX. Finish with a line of the form 'The answer is N.'"
-)
+# working were cut off before the answer) and halve the time per answer; the demo uses it too.
+SYSTEM_PROMPT = DEMO_SYSTEM_PROMPT
 
 # -- streams ------------------------------------------------------------------
 

@@ -30,26 +30,32 @@ from langchain_intercascade.bank import StrategyBank
 from langchain_intercascade.graph import CascadeTurn, create_intercascade
 from langchain_intercascade.graph.state import DistillSkip, Route
 
+# Short steps keep the answers, and the demo, short; the last line is what is graded.
 SYSTEM_PROMPT = (
-    "Solve the math word problem. Think step by step, then give the final number "
-    "on its own last line as 'Answer: <number>'."
+    "Solve the problem step by step: one short line per step with the arithmetic, "
+    "no code, no LaTeX. Finish with a line of the form 'The answer is N.'"
 )
 
-# Each structure: a template, how to solve it, and three (name, a, b, c) instances.
-_STRUCTURES: list[tuple[str, Callable[[int, int, int], int], list[tuple[str, int, int, int]]]] = [
-    (
-        "{n} buys {a} notebooks at ${b} each and pays with a ${c} bill. "
-        "How much change does {n} get?",
-        lambda a, b, c: c - a * b,
-        [("Tom", 3, 4, 20), ("Maria", 5, 3, 50), ("Kenji", 4, 6, 30)],
-    ),
-    (
-        "A farm has {a} pens with {b} sheep in each pen. The farmer {n} sells {c} sheep. "
-        "How many sheep are left?",
-        lambda a, b, c: a * b - c,
-        [("Ada", 6, 8, 10), ("Ben", 7, 9, 20), ("Cleo", 5, 12, 15)],
-    ),
+WEEKS = "{n} saves ${a} every day for {b} weeks. How many dollars does {n} save?"
+DOZENS = "{n} buys {a} dozen eggs and uses {b} eggs for baking. How many eggs are left?"
+
+# Two templates of the regime map's convention stream (benchmarks/regime), each
+# needing a fact the 0.5B model skips (a week has 7 days, a dozen is 12) and the
+# 1.5B model states: there, and only there, the map saw the weak model gain from
+# strategies (0 to 4 right of 12, not significant). Each: how to solve it and three
+# (name, a, b) instances.
+_STRUCTURES: list[tuple[str, Callable[[int, int], int], list[tuple[str, int, int]]]] = [
+    (WEEKS, lambda a, b: a * 7 * b, [("Tom", 5, 3), ("Maria", 8, 4), ("Kenji", 6, 2)]),
+    (DOZENS, lambda a, b: 12 * a - b, [("Ada", 3, 10), ("Ben", 4, 17), ("Cleo", 5, 22)]),
 ]
+
+ABOUT = (
+    "Two kinds of problem recur, each needing a fact the 0.5B model skips and the 1.5B "
+    "model states (a week has 7 days, a dozen is 12). That is the best case the regime "
+    "map found for these two models; on most problems they do not learn from strategies "
+    "(README, 'Where the cascade learns')."
+)
+"""What the demo stream is, as the demo says before it starts."""
 
 STAGES = {
     "retrieve_strategy": "retrieving strategies",
@@ -169,10 +175,10 @@ def demo_problems() -> list[DemoProblem]:
         Six problems with their answers.
     """
     return [
-        DemoProblem(question=template.format(n=n, a=a, b=b, c=c), answer=solve(a, b, c))
+        DemoProblem(question=template.format(n=n, a=a, b=b), answer=solve(a, b))
         for i in range(3)
         for template, solve, instances in _STRUCTURES
-        for n, a, b, c in [instances[i]]
+        for n, a, b in [instances[i]]
     ]
 
 

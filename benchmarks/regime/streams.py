@@ -15,6 +15,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 
+from langchain_intercascade.demo import DOZENS, WEEKS
 from langchain_intercascade.evaluation import Example
 
 _NAMES = [
@@ -140,13 +141,13 @@ CONVENTION_TEMPLATES: list[_Template] = [
     ),
     (
         "weeks",
-        "{n} saves ${a} every day for {b} weeks. How many dollars does {n} save?",
+        WEEKS,
         _weeks,
         lambda a, b: a * 7 * b,
     ),
     (
         "dozens",
-        "{n} buys {a} dozen eggs and uses {b} eggs for baking. How many eggs are left?",
+        DOZENS,
         _dozens,
         lambda a, b: 12 * a - b,
     ),

@@ -82,7 +82,7 @@ def demo(
     Models come from --weak/--strong or INTERCASCADE_WEAK_MODEL/INTERCASCADE_STRONG_MODEL;
     where none are configured, the known Qwen2.5-Coder 0.5B/1.5B files are fetched.
     """
-    from langchain_intercascade.demo import DemoSummary, demo_problems, run_demo
+    from langchain_intercascade.demo import ABOUT, DemoSummary, demo_problems, run_demo
     from langchain_intercascade.judges import LogprobJudge
 
     logging.basicConfig(level=logging.WARNING)
@@ -98,6 +98,7 @@ def demo(
         except (ImportError, FileNotFoundError, ConfigurationError) as exc:
             console.print(f"[red]{escape(str(exc))}[/red]")
             raise typer.Exit(2) from exc
+    console.print(f"[dim]{escape(ABOUT)}[/dim]")
     table = Table(title="Inter-Cascade demo")
     for column in ("#", "route", "confidence", "strategies used", "new strategy", "answer", "ok"):
         table.add_column(column)

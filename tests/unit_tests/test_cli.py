@@ -14,6 +14,7 @@ import langchain_intercascade
 from langchain_intercascade.calibration import ThresholdCalibration
 from langchain_intercascade.cli import app
 from langchain_intercascade.cli import doctor as doctor_module
+from langchain_intercascade.demo import DemoProblem
 from langchain_intercascade.server import CascadeSettings
 from langchain_intercascade.testing import fake_models
 
@@ -377,8 +378,28 @@ def test_a_threshold_and_a_calibration_together_are_refused(tmp_path: Path) -> N
 # -- the demo --------------------------------------------------------------------------------
 
 
+def equal_groups_problems() -> list[DemoProblem]:
+    """A demo stream the scripted world knows: two equal-groups kinds, alternating."""
+    kinds = [
+        "{n} has {a} boxes with {b} pens in each box. How many pens does {n} have?",
+        "A farm has {a} pens with {b} sheep in each pen. How many sheep does {n} keep?",
+    ]
+    return [
+        DemoProblem(question=kind.format(n=n, a=a, b=b), answer=a * b)
+        for n, a, b in [("Tom", 3, 4), ("Ada", 6, 8), ("Maria", 5, 3)]
+        for kind in kinds
+    ]
+
+
 @pytest.fixture
-def scripted_demo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+def scripted_problems(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("langchain_intercascade.demo.demo_problems", equal_groups_problems)
+
+
+@pytest.fixture
+def scripted_demo(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, scripted_problems: None
+) -> list[str]:
     """The demo's models and embeddings replaced by the scripted world."""
     weak, strong, embeddings = fake_models()
     models = {"weak.gguf": weak, "strong.gguf": strong}
@@ -401,11 +422,10 @@ def scripted_demo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[str]:
 def test_demo_shows_bracketed_text_and_final_numbers(scripted_demo: list[str]) -> None:
     out = _ok(*scripted_demo, "--limit", "1", "--threshold", "0.5")
     assert "strategies=[none]" in out  # Rich took "[none]" for markup and dropped it
-    # The strong answer, "Multiply the groups by the items in each: the total is 12.", is
-    # wrong (the change is 8), but its final number is what the table shows.
+    # The table shows the final number of "Multiply the groups ...: the total is 12."
     [row] = [line for line in out.splitlines() if line.startswith("│ 1 ")]
     assert [cell.strip() for cell in row.split("│")[1:-1]] == [
-        "1", "strong", "0.22", "-", "Total from equal groups", "12", "no",
+        "1", "strong", "0.22", "-", "Total from equal groups", "12", "yes",
     ]  # fmt: skip
 
 
@@ -413,25 +433,26 @@ def test_demo_sums_up_against_a_standard_cascade_on_the_same_problems(
     scripted_demo: list[str],
 ) -> None:
     out = _ok(*scripted_demo, "--threshold", "0.5")
-    # Problems 3 and 5 recur: with problem 1's strategy the weak answer is accepted,
-    # where the standard cascade, without it, defers.
-    assert "weak answers accepted: Inter-Cascade 2, standard cascade 0" in out
-    assert "strong calls: Inter-Cascade 4, standard cascade 6 (2 strong calls saved)" in out
+    # With problem 1's strategy every later weak answer is accepted, where the
+    # standard cascade, without it, defers each one.
+    assert "weak answers accepted: Inter-Cascade 5, standard cascade 0" in out
+    assert "strong calls: Inter-Cascade 1, standard cascade 6 (5 strong calls saved)" in out
+    assert "right answers: Inter-Cascade 6/6, standard cascade 6/6" in out
     assert "standard cascade: route=strong" in out.split("\n3. ")[1].split("\n4. ")[0]
 
 
 def test_the_standard_cascade_asks_the_strong_model_only_what_intercascade_did_not(
-    weak, strong, bank
+    weak, strong, bank, scripted_problems
 ) -> None:
     from langchain_intercascade.demo import DemoSummary, run_demo
 
     stages: list[str] = []
     rows = list(run_demo(weak, strong, bank, threshold=0.5, on_stage=stages.append))
     summary = DemoSummary.of(rows)
-    assert (summary.strong_calls, summary.standard_strong_calls) == (4, 6)
-    # 4 answers and 4 distillations for Inter-Cascade; 2 answers for the standard cascade.
-    assert len(strong.calls) == 4 + 4 + 2
-    assert stages.count("strong model answering (standard cascade)") == 2
+    assert (summary.strong_calls, summary.standard_strong_calls) == (1, 6)
+    # 1 answer and 1 distillation for Inter-Cascade; 5 answers for the standard cascade.
+    assert len(strong.calls) == 1 + 1 + 5
+    assert stages.count("strong model answering (standard cascade)") == 5
     assert stages[:3] == [
         "retrieving strategies", "weak model answering", "judging the weak answer",
     ]  # fmt: skip
