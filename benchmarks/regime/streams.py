@@ -30,7 +30,9 @@ _Template = tuple[str, str, Callable[[random.Random], dict[str, int]], Callable[
 
 def _change(r: random.Random) -> dict[str, int]:
     a, b = r.randint(2, 9), r.randint(2, 12)
-    return {"a": a, "b": b, "c": r.choice([x for x in (20, 50, 100) if x > a * b])}
+    bills = [x for x in (20, 50, 100) if x > a * b]
+    # A bill of 200 only where no smaller one covers the cost (a draw seed 0 never made).
+    return {"a": a, "b": b, "c": r.choice(bills) if bills else 200}
 
 
 def _sheep(r: random.Random) -> dict[str, int]:
