@@ -151,11 +151,9 @@ def demo(
 
 
 def _summary(s: DemoSummary) -> str:
-    saved = (
-        f"{s.strong_calls_saved} strong calls saved"
-        if s.strong_calls_saved >= 0
-        else f"{-s.strong_calls_saved} strong calls more"
-    )
+    n = abs(s.strong_calls_saved)
+    calls = f"{n} strong call{'' if n == 1 else 's'}"
+    saved = f"{calls} saved" if s.strong_calls_saved >= 0 else f"{calls} more"
     return (
         f"Summary over {s.problems} problems ({s.seconds:.0f} s):\n"
         f"  weak answers accepted: Inter-Cascade {s.accepted}, standard cascade "
