@@ -93,6 +93,8 @@ class UsageCapture(BaseCallbackHandler):
     the message; this handler catches it so the cascade's accounting stays honest.
     """
 
+    run_inline = True  # an async run would hop to a thread for each event
+
     def __init__(self) -> None:
         self.usage: UsageMetadata | None = None
 
@@ -116,26 +118,43 @@ class UsageCapture(BaseCallbackHandler):
         return reply
 
 
-def invoke_counted(runnable: Runnable[Any, Any], value: Any, config: RunnableConfig) -> Any:
+def _counted_config(
+    config: RunnableConfig, patch: RunnableConfig | None, capture: UsageCapture
+) -> RunnableConfig:
+    # One merge for both: each merge copies the run's callback manager.
+    return merge_configs(config, {**(patch or {}), "callbacks": [capture]})
+
+
+def invoke_counted(
+    runnable: Runnable[Any, Any],
+    value: Any,
+    config: RunnableConfig,
+    patch: RunnableConfig | None = None,
+) -> Any:
     """Invoke a model; its reply carries ``usage_metadata`` whenever the provider reported usage.
 
     Args:
         runnable: A chat model or a Runnable around one.
         value: Its input.
         config: The run's config.
+        patch: Config for this call alone (run name, tags), merged into ``config``.
 
     Returns:
         The reply, with usage filled in from ``llm_output`` where the message lacked it.
     """
     capture = UsageCapture()
-    return capture.fill(runnable.invoke(value, merge_configs(config, {"callbacks": [capture]})))
+    return capture.fill(runnable.invoke(value, _counted_config(config, patch, capture)))
 
 
-async def ainvoke_counted(runnable: Runnable[Any, Any], value: Any, config: RunnableConfig) -> Any:
+async def ainvoke_counted(
+    runnable: Runnable[Any, Any],
+    value: Any,
+    config: RunnableConfig,
+    patch: RunnableConfig | None = None,
+) -> Any:
     """Async :func:`invoke_counted`."""
     capture = UsageCapture()
-    reply = await runnable.ainvoke(value, merge_configs(config, {"callbacks": [capture]}))
-    return capture.fill(reply)
+    return capture.fill(await runnable.ainvoke(value, _counted_config(config, patch, capture)))
 
 
 class ModelPrice(BaseModel):

@@ -1,7 +1,9 @@
 """How the nodes call a model: with the role's timeout, retries of transient faults, usage.
 
 A transient fault (a rate limit, a dropped connection, a 5xx from the provider) is
-retried with exponential backoff up to ``max_retries`` times. A call that has not
+retried with exponential backoff up to ``max_retries`` times. The first attempt runs
+outside tenacity, which is entered only after a transient fault: its state is
+cyclic garbage the collector would otherwise sweep after every call. A call that has not
 answered within its role's timeout raises ``TimeoutError`` (not retried: a hung
 model would only delay the answer more). Tokens a provider reports only to
 callbacks are put on the reply (see :func:`~langchain_intercascade.costs.invoke_counted`).
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import functools
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -50,6 +53,7 @@ def is_transient(exc: BaseException) -> bool:
     )
 
 
+@functools.cache
 def _retrying(max_retries: int) -> dict[str, Any]:
     return {
         "stop": stop_after_attempt(max_retries + 1),
@@ -80,16 +84,18 @@ def call_model(
     role: str,
     timeout: float | None,
     max_retries: int,
+    patch: RunnableConfig | None = None,
 ) -> Any:
     """Invoke a model with a timeout, retries of transient faults and usage capture.
 
     Args:
         runnable: The model (or a Runnable around one).
         value: Its input.
-        config: The call's config.
+        config: The run's config.
         role: The call's role, for error messages.
         timeout: Seconds to wait for an answer; None waits.
         max_retries: How often a transient fault is retried.
+        patch: Config for this call alone (its run name and tags in traces).
 
     Returns:
         The reply.
@@ -98,8 +104,25 @@ def call_model(
         TimeoutError: If the model did not answer in time.
         Exception: The model's own error, once retries are spent.
     """
-    retrying = Retrying(**_retrying(max_retries))
-    return retrying(_in_time, lambda: invoke_counted(runnable, value, config), timeout, role)
+
+    def once() -> Any:
+        return _in_time(lambda: invoke_counted(runnable, value, config, patch), timeout, role)
+
+    try:
+        return once()
+    except Exception as exc:
+        if not (max_retries and is_transient(exc)):
+            raise
+        failed: Exception | None = exc
+
+    def attempt() -> Any:
+        nonlocal failed
+        if failed is not None:
+            exc, failed = failed, None
+            raise exc
+        return once()
+
+    return Retrying(**_retrying(max_retries))(attempt)
 
 
 async def acall_model(
@@ -110,13 +133,28 @@ async def acall_model(
     role: str,
     timeout: float | None,
     max_retries: int,
+    patch: RunnableConfig | None = None,
 ) -> Any:
     """Async :func:`call_model`."""
 
     async def once() -> Any:
         try:
-            return await asyncio.wait_for(ainvoke_counted(runnable, value, config), timeout)
+            return await asyncio.wait_for(ainvoke_counted(runnable, value, config, patch), timeout)
         except asyncio.TimeoutError:
             raise TimeoutError(f"the {role} call did not answer within {timeout} s") from None
 
-    return await AsyncRetrying(**_retrying(max_retries))(once)
+    try:
+        return await once()
+    except Exception as exc:
+        if not (max_retries and is_transient(exc)):
+            raise
+        failed: Exception | None = exc
+
+    async def attempt() -> Any:
+        nonlocal failed
+        if failed is not None:
+            exc, failed = failed, None
+            raise exc
+        return await once()
+
+    return await AsyncRetrying(**_retrying(max_retries))(attempt)

@@ -12,7 +12,7 @@ from typing import Any
 from langchain_core.runnables import RunnableConfig
 
 from langchain_intercascade.graph.context import CascadeContext, contained
-from langchain_intercascade.graph.state import InterCascadeState
+from langchain_intercascade.graph.state import InterCascadeState, RouteState
 from langchain_intercascade.graph.weak_answer import weak_prompt
 from langchain_intercascade.judges import Judgement
 
@@ -86,6 +86,6 @@ class ConfidenceJudge:
         return update
 
 
-def route_after_judge(state: InterCascadeState) -> str:
+def route_after_judge(state: RouteState) -> str:
     """The edge after the judge: END for an accepted answer, else the strong model."""
-    return "__end__" if state.get("route") == "weak" else "strong_answer"
+    return "__end__" if state["route"] == "weak" else "strong_answer"

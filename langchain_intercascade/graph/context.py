@@ -8,7 +8,6 @@ from typing import Any, Literal
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.runnables import Runnable, RunnableBinding, RunnableConfig
-from langchain_core.runnables.config import merge_configs
 
 from langchain_intercascade.bank import StrategyBank
 from langchain_intercascade.graph.background import BackgroundDistillations
@@ -52,20 +51,18 @@ def model_name(model: BaseChatModel) -> str:
 
 
 # Run names in traces; distillation tokens are not part of the user's answer stream.
-_RUN_NAMES: dict[str, tuple[str, bool]] = {
-    "weak": ("weak_model", True),
-    "strong": ("strong_model", True),
-    "distill": ("distill", False),
-}
-
-
-def _role_config(config: RunnableConfig, role: CallRole) -> RunnableConfig:
-    """The config of one model call: named and tagged by its role for traces."""
-    name, stream = _RUN_NAMES[role]
-    tags = [f"intercascade:{name}"] + ([] if stream else ["nostream"])
-    return merge_configs(
-        config, {"run_name": name, "tags": tags, "metadata": {"intercascade_role": name}}
+_ROLE_CONFIGS: dict[str, RunnableConfig] = {
+    role: {
+        "run_name": name,
+        "tags": [f"intercascade:{name}"] + ([] if stream else ["nostream"]),
+        "metadata": {"intercascade_role": name},
+    }
+    for role, name, stream in (
+        ("weak", "weak_model", True),
+        ("strong", "strong_model", True),
+        ("distill", "distill", False),
     )
+}
 
 
 def contained(node: str, exc: BaseException) -> str:
@@ -141,17 +138,22 @@ class CascadeContext:
         self, role: CallRole, runnable: Runnable[Any, Any], value: Any, config: RunnableConfig
     ) -> Any:
         """Call a model in a role: traced under the role's name, with its timeout and retries."""
-        return call_model(runnable, value, _role_config(config, role), **self._policy(role))
+        return call_model(runnable, value, config, **self._policy(role))
 
     async def acall(
         self, role: CallRole, runnable: Runnable[Any, Any], value: Any, config: RunnableConfig
     ) -> Any:
         """Async :meth:`call`."""
-        return await acall_model(runnable, value, _role_config(config, role), **self._policy(role))
+        return await acall_model(runnable, value, config, **self._policy(role))
 
     def _policy(self, role: CallRole) -> dict[str, Any]:
         timeout = getattr(self.options, f"{role}_timeout")
-        return {"role": role, "timeout": timeout, "max_retries": self.options.max_retries}
+        return {
+            "role": role,
+            "timeout": timeout,
+            "max_retries": self.options.max_retries,
+            "patch": _ROLE_CONFIGS[role],
+        }
 
     def threshold(self) -> tuple[float, bool]:
         """The weak answer's acceptance threshold in force, and whether it is calibrated."""

@@ -7,7 +7,7 @@ into (``strong_answer -> END`` otherwise).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 from langchain_core.runnables import RunnableConfig
@@ -29,6 +29,7 @@ from langchain_intercascade.graph.state import (
     InterCascadeInput,
     InterCascadeOutput,
     InterCascadeState,
+    RouteState,
 )
 from langchain_intercascade.graph.strong_answer import StrongAnswer, route_after_strong
 from langchain_intercascade.graph.weak_answer import WeakAnswer
@@ -98,6 +99,19 @@ def _context(
     )
 
 
+def _route(choose: Callable[[RouteState], str]) -> RunnableCallable:
+    """An edge's routing function, run inline by ``ainvoke`` too.
+
+    LangGraph runs a plain function's async path in a thread; the type of its
+    argument makes LangGraph read the route alone, not the whole state.
+    """
+
+    async def achoose(state: RouteState) -> str:
+        return choose(state)
+
+    return RunnableCallable(choose, achoose, name=choose.__name__, trace=False)
+
+
 def _wire(context: CascadeContext) -> StateGraph:  # type: ignore[type-arg]
     graph = StateGraph(
         InterCascadeState, input_schema=InterCascadeInput, output_schema=InterCascadeOutput
@@ -117,9 +131,11 @@ def _wire(context: CascadeContext) -> StateGraph:  # type: ignore[type-arg]
     graph.add_edge(START, "retrieve_strategy")
     graph.add_edge("retrieve_strategy", "weak_answer")
     graph.add_edge("weak_answer", "confidence_judge")
-    graph.add_conditional_edges("confidence_judge", route_after_judge, ["strong_answer", END])
+    after_judge = _route(route_after_judge)
+    graph.add_conditional_edges("confidence_judge", after_judge, ["strong_answer", END])
     if context.distilling:
-        graph.add_conditional_edges("strong_answer", route_after_strong, ["distill_strategy", END])
+        after_strong = _route(route_after_strong)
+        graph.add_conditional_edges("strong_answer", after_strong, ["distill_strategy", END])
         graph.add_edge("distill_strategy", END)
     else:
         graph.add_edge("strong_answer", END)

@@ -91,6 +91,15 @@ class InterCascadeState(InterCascadeOutput, total=False):
     strong_strategy_text: str | None
 
 
+class RouteState(TypedDict):
+    """What the edges after ``confidence_judge`` and ``strong_answer`` read: the route alone.
+
+    LangGraph reads only these keys for them, not the whole state.
+    """
+
+    route: Route | None
+
+
 class CascadeTurn(BaseModel):
     """One finished turn, read from the graph's output state.
 

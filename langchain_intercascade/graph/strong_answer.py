@@ -19,7 +19,7 @@ from langchain_core.runnables import RunnableConfig
 
 from langchain_intercascade.costs import merge_usage, record_usage
 from langchain_intercascade.graph.context import CascadeContext, contained
-from langchain_intercascade.graph.state import InterCascadeState
+from langchain_intercascade.graph.state import InterCascadeState, RouteState
 from langchain_intercascade.judges import Judgement
 
 _STRATEGY_BLOCK = re.compile(r"<strategy>(.*?)(?:</strategy>|$)", re.DOTALL | re.IGNORECASE)
@@ -153,6 +153,6 @@ class StrongAnswer:
         return self._judged(state, update, verdict, None)
 
 
-def route_after_strong(state: InterCascadeState) -> str:
+def route_after_strong(state: RouteState) -> str:
     """The edge after the strong model: distill only a trusted strong answer."""
-    return "distill_strategy" if state.get("route") == "strong" else "__end__"
+    return "distill_strategy" if state["route"] == "strong" else "__end__"

@@ -176,6 +176,17 @@ class LogprobJudge(BaseJudge):
             details=details,
         )
 
+    @override
+    async def ajudge(
+        self,
+        messages: Sequence[BaseMessage],
+        answer: AIMessage,
+        *,
+        config: RunnableConfig | None = None,
+    ) -> Judgement:
+        """Async :meth:`judge`, computed inline: it calls no model."""
+        return self.judge(messages, answer, config=config)
+
 
 def _aggregates(values: Sequence[float], prefix: str) -> dict[str, float]:
     return {

@@ -53,20 +53,26 @@ async def test_a_hung_strong_model_times_out_async(weak, bank):
     assert out["route"] == "weak_fallback"
 
 
-def test_a_transient_strong_fault_is_retried(weak, bank):
+@pytest.mark.parametrize("run", ["sync", "async"])
+async def test_a_transient_strong_fault_is_retried(weak, bank, run):
     strong = ScriptedChatModel(
         respond=flaky(strong_respond, [ConnectionError("reset"), RateLimitError("slow down")])
     )
-    out = create_intercascade(weak, strong, bank=bank).invoke(APPLES)
+    cascade = create_intercascade(weak, strong, bank=bank, distill=False)
+    out = cascade.invoke(APPLES) if run == "sync" else await cascade.ainvoke(APPLES)
     assert out["route"] == "strong" and out["errors"] == []
     assert out["answer"].endswith("the total is 12.")
+    assert len(strong.calls) == 3
 
 
-def test_retries_are_bounded(weak, bank):
+@pytest.mark.parametrize("run", ["sync", "async"])
+@pytest.mark.parametrize("max_retries", [0, 1])
+async def test_retries_are_bounded(weak, bank, run, max_retries):
     strong = ScriptedChatModel(respond=flaky(strong_respond, [ConnectionError("reset")] * 5))
-    out = create_intercascade(weak, strong, bank=bank, max_retries=1).invoke(APPLES)
+    cascade = create_intercascade(weak, strong, bank=bank, max_retries=max_retries)
+    out = cascade.invoke(APPLES) if run == "sync" else await cascade.ainvoke(APPLES)
     assert out["route"] == "weak_fallback"
-    assert len(strong.calls) == 2
+    assert len(strong.calls) == 1 + max_retries
 
 
 def test_a_rate_limited_weak_model_raises_instead_of_paying_the_strong_one(strong, bank):
@@ -119,3 +125,31 @@ def test_a_failing_background_distillation_never_touches_the_answer(weak, bank):
     assert out["answer"].endswith("the total is 12.") and out["errors"] == []
     (update,) = cascade.wait_for_distillations()
     assert any("distiller down" in e for e in update["errors"]) and len(bank) == 0
+
+
+class _NativeAsync(ScriptedChatModel):
+    """A scripted model whose async path answers on the event loop, as a provider's would."""
+
+    async def _agenerate(self, messages, stop=None, run_manager=None, **kwargs):
+        return self._generate(messages, stop, run_manager, **kwargs)
+
+
+async def test_async_passes_stay_on_the_event_loop():
+    # A hop to the default executor per pass would cap concurrent queries at its few threads.
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    hops: list[object] = []
+
+    class Counting(ThreadPoolExecutor):
+        def submit(self, fn, /, *args, **kwargs):
+            hops.append(fn)
+            return super().submit(fn, *args, **kwargs)
+
+    asyncio.get_running_loop().set_default_executor(Counting(max_workers=1))
+    weak = _NativeAsync(respond=weak_respond, logprob=weak_logprob)
+    cascade = create_intercascade(weak, _NativeAsync(respond=strong_respond))
+    accepted, deferred = await cascade.ainvoke(EASY), await cascade.ainvoke(APPLES)
+    assert (accepted["route"], deferred["route"]) == ("weak", "strong")
+    assert deferred["usage"]["strong"]["answer"]["output_tokens"] > 0
+    assert hops == []
