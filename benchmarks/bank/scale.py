@@ -9,7 +9,8 @@ one process, side by side, over ``--rounds`` interleaved rounds (median):
   without dedup (the write path alone), HNSW with the default dedup;
 - load: ``StrategyBank.load`` of a saved 100k bank (wall and CPU seconds);
 - namespaces: ``search`` p50 in namespaces of 5 / 35 / 1,020 strategies of a
-  100k bank, against a bank holding only that many;
+  100k bank, against a bank holding only that many, on the bank's own backend
+  and on a LangChain ``FAISS`` store given as ``vectorstore``;
 - memory: bytes per strategy beyond its record (RSS growth of a bulk insert
   of 100k records built beforehand, and the tracemalloc share of it);
 - index types: ``search`` p50 and recall@2 against flat for each
@@ -170,6 +171,25 @@ def load(rounds: int) -> dict[str, float]:
     }
 
 
+def langchain_faiss() -> Any:
+    """An empty LangChain ``FAISS`` store, as a user would pass it as ``vectorstore``."""
+    import faiss
+    from langchain_community.docstore.in_memory import InMemoryDocstore
+    from langchain_community.vectorstores import FAISS
+    from langchain_community.vectorstores.utils import DistanceStrategy
+
+    index = faiss.IndexFlatIP(DIM)
+    strategy = DistanceStrategy.MAX_INNER_PRODUCT
+    return FAISS(EMBEDDINGS, index, InMemoryDocstore(), {}, distance_strategy=strategy)
+
+
+# The bank's own backend, and a LangChain store given to it.
+STORES: dict[str, Callable[[], dict[str, Any]]] = {
+    "default": dict,
+    "vectorstore=FAISS": lambda: {"vectorstore": langchain_faiss()},
+}
+
+
 def namespaces(rounds: int, queries: int) -> list[dict[str, Any]]:
     sizes = [5, 35, 1020]
     layout = [(f"ns-{s}", s) for s in sizes]
@@ -177,24 +197,27 @@ def namespaces(rounds: int, queries: int) -> list[dict[str, Any]]:
     recs = [r for name, s in layout for r in records(s, lambda i, name=name: name, start=0)]
     recs += records(rest, lambda i: f"tenant-{i % 10}", start=10_000)
     vectors = random_vectors(N, 1)
-    big = bulk_bank(recs, vectors)
-    alone, offset = {}, 0
-    for name, s in layout:
-        alone[name] = bulk_bank(recs[offset : offset + s], vectors[offset : offset + s])
-        offset += s
     texts = [f"query {i}" for i in range(queries)]
     jobs = {}
-    for name, _ in layout:
-        jobs[f"{name} in 100k"] = lambda name=name: p50_search(big, texts, name)
-        jobs[f"{name} alone"] = lambda name=name: p50_search(alone[name], texts, name)
+    for store, options in STORES.items():
+        big = bulk_bank(recs, vectors, **options())
+        offset = 0
+        for name, s in layout:
+            alone = bulk_bank(recs[offset : offset + s], vectors[offset : offset + s], **options())
+            offset += s
+            for where, bank in (("in 100k", big), ("alone", alone)):
+                key = f"{store} {name} {where}"
+                jobs[key] = lambda bank=bank, name=name: p50_search(bank, texts, name)
     p50 = median_of_rounds(jobs, rounds)
     return [
         {
+            "store": store,
             "namespace_size": s,
-            "p50_ms_in_100k": p50[f"{name} in 100k"],
-            "p50_ms_alone": p50[f"{name} alone"],
-            "ratio": p50[f"{name} in 100k"] / p50[f"{name} alone"],
+            "p50_ms_in_100k": p50[f"{store} {name} in 100k"],
+            "p50_ms_alone": p50[f"{store} {name} alone"],
+            "ratio": p50[f"{store} {name} in 100k"] / p50[f"{store} {name} alone"],
         }
+        for store in STORES
         for name, s in layout
     ]
 
@@ -291,10 +314,12 @@ def report(results: dict[str, Any]) -> None:
         print(f"\nload of a saved {loaded['n']:,} bank: {loaded['seconds']:.2f} s wall, ", end="")
         print(f"{loaded['cpu_seconds']:.2f} s CPU")
     if spaces := results.get("namespaces"):
-        print("\n| namespace | p50 in a 100k bank | p50 alone | ratio |\n|---:|---:|---:|---:|")
+        print("\n| store | namespace | p50 in a 100k bank | p50 alone | ratio |")
+        print("|---|---:|---:|---:|---:|")
         for row in spaces:
             print(
-                f"| {row['namespace_size']:,} | {row['p50_ms_in_100k']:.3f} ms "
+                f"| {row.get('store', 'default')} | {row['namespace_size']:,} "
+                f"| {row['p50_ms_in_100k']:.3f} ms "
                 f"| {row['p50_ms_alone']:.3f} ms | {row['ratio']:.2f}x |"
             )
     if mem := results.get("memory"):

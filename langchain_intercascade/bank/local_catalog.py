@@ -4,6 +4,13 @@
 records and vectors kept here are the truth the store is repaired from when a
 write to it fails halfway. Without a store the bank uses
 :mod:`~langchain_intercascade.bank.faiss_catalog` instead.
+
+The in-process stores filter a namespace after their search (``FAISS``) or by
+a Python call per document (``InMemoryVectorStore``), so a small namespace of a
+large store would cost a scan of the whole store, or several. Each namespace's
+vectors are kept here in one array: a search in an ``InMemoryVectorStore``
+bank, or in a namespace holding at most a quarter of a ``FAISS`` bank, scans
+that array alone (exactly). Other stores filter in their own query.
 """
 
 from __future__ import annotations
@@ -30,6 +37,51 @@ def _faiss(store: VectorStore | None) -> FAISS | None:
     return None
 
 
+class _Rows:
+    """One namespace's unit vectors in one array; rows grow by doubling.
+
+    Args:
+        dim: The vectors' width.
+    """
+
+    def __init__(self, dim: int) -> None:
+        self.ids: list[str] = []
+        self._row: dict[str, int] = {}
+        self._matrix = np.empty((16, dim), dtype=np.float32)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def add(self, ids: Sequence[str], vectors: np.ndarray) -> None:
+        start, end = len(self.ids), len(self.ids) + len(ids)
+        if end > len(self._matrix):
+            grown = np.empty((max(end, 2 * len(self._matrix)), vectors.shape[1]), np.float32)
+            grown[:start] = self._matrix[:start]
+            self._matrix = grown
+        self._matrix[start:end] = vectors
+        self._row.update(zip(ids, range(start, end), strict=True))
+        self.ids.extend(ids)
+
+    def remove(self, id_: str) -> None:
+        # The last row fills the gap: removal costs one row, whatever the size.
+        row, last = self._row.pop(id_), len(self.ids) - 1
+        if row != last:
+            moved = self.ids[last]
+            self._matrix[row] = self._matrix[last]
+            self.ids[row], self._row[moved] = moved, row
+        self.ids.pop()
+
+    def vector(self, id_: str) -> np.ndarray:
+        # A copy: the row may be overwritten by a later removal.
+        row: np.ndarray = self._matrix[self._row[id_]].copy()
+        return row
+
+    def nearest(self, vector: np.ndarray, k: int) -> list[tuple[str, float]]:
+        scores = self._matrix[: len(self.ids)] @ vector
+        top = np.argpartition(-scores, k - 1)[:k] if k < len(scores) else np.arange(len(scores))
+        return [(self.ids[i], float(scores[i])) for i in top[np.argsort(-scores[top])]]
+
+
 def _metadata(record: StrategyRecord) -> dict[str, str]:
     return {"strategy_id": record.id, "namespace": record.namespace}
 
@@ -50,7 +102,7 @@ class _LocalCatalog(_Catalog):
     def __init__(self, store: VectorStore) -> None:
         self.store = store
         self._records: dict[str, StrategyRecord] = {}
-        self._vectors: dict[str, np.ndarray] = {}
+        self._rows: dict[str, _Rows] = {}
         # A FAISS index's width is fixed when it is built; other stores take it from
         # the first write.
         faiss = _faiss(store)
@@ -69,16 +121,21 @@ class _LocalCatalog(_Catalog):
     def count(self) -> int:
         return len(self._records)
 
+    def _scans(self, rows: _Rows) -> bool:
+        """Whether to search a namespace by scanning its rows rather than the store."""
+        if isinstance(self.store, InMemoryVectorStore):
+            return True
+        return _faiss(self.store) is not None and 4 * len(rows) <= len(self._records)
+
     def nearest(self, vector: np.ndarray, k: int, namespace: str, text: str) -> list[_Hit]:
         store = self.store
-        if not self._records:
+        rows = self._rows.get(namespace)
+        if not rows:
             return []
+        if self._scans(rows):
+            return [_Hit(self._records[i], s, rows.vector(i)) for i, s in rows.nearest(vector, k)]
         docs: list[Document]
-        if isinstance(store, InMemoryVectorStore):  # filters with a callable
-            docs = store.similarity_search_by_vector(
-                vector.tolist(), k=k, filter=lambda doc: doc.metadata["namespace"] == namespace
-            )
-        elif _faiss(store) is not None:
+        if _faiss(store) is not None:
             # FAISS filters the fetch_k nearest vectors in Python: widen the fetch until
             # k of this namespace are found or every vector was fetched.
             fetch_k = 4 * k
@@ -98,7 +155,7 @@ class _LocalCatalog(_Catalog):
         for doc in docs:
             record = self._records.get(doc.metadata.get("strategy_id", ""))
             if record is not None and record.namespace == namespace:
-                stored = self._vectors[record.id]
+                stored = rows.vector(record.id)
                 found.append(_Hit(record, float(stored @ vector), stored))
         return sorted(found, key=lambda hit: -hit.score)
 
@@ -125,7 +182,10 @@ class _LocalCatalog(_Catalog):
             self._repair(ids)
             raise
         self._records.update(zip(ids, records, strict=True))
-        self._vectors.update(zip(ids, vectors, strict=True))
+        for namespace in {r.namespace for r in records}:
+            rows = [i for i, r in enumerate(records) if r.namespace == namespace]
+            added = self._rows.setdefault(namespace, _Rows(vectors.shape[1]))
+            added.add([ids[i] for i in rows], vectors[rows])
         self._dim = vectors.shape[1]
 
     def update(self, records: Sequence[StrategyRecord]) -> None:
@@ -143,7 +203,10 @@ class _LocalCatalog(_Catalog):
                 self._repair(known)
                 raise
         for i in known:
-            del self._records[i], self._vectors[i]
+            namespace = self._records.pop(i).namespace
+            self._rows[namespace].remove(i)
+            if not self._rows[namespace]:
+                del self._rows[namespace]
 
     def _repair(self, attempted: list[str]) -> None:
         """Make the store hold this catalog's records again after a write failed in it.
@@ -159,7 +222,7 @@ class _LocalCatalog(_Catalog):
             ids = list(self._records)
             faiss.index.reset()
             if ids:
-                faiss.index.add(np.stack([self._vectors[i] for i in ids]))
+                faiss.index.add(self.vectors([self._records[i] for i in ids]))
             faiss.index_to_docstore_id = dict(enumerate(ids))
             docstore = faiss.docstore
             held = {i for i in attempted if isinstance(docstore.search(i), Document)}
@@ -175,4 +238,4 @@ class _LocalCatalog(_Catalog):
                     store.delete(added)
 
     def vectors(self, records: Sequence[StrategyRecord]) -> np.ndarray:
-        return np.array([self._vectors[r.id] for r in records], dtype=np.float32)
+        return np.array([self._rows[r.namespace].vector(r.id) for r in records], dtype=np.float32)

@@ -1,6 +1,7 @@
 """One behavioural suite for every backend of the strategy bank.
 
-``BankBehaviour`` runs here on FAISS, ``InMemoryVectorStore``, embedded Chroma
+``BankBehaviour`` runs here on FAISS (the bank's own indexes, and LangChain's
+``FAISS`` store given as ``vectorstore``), ``InMemoryVectorStore``, embedded Chroma
 (when installed) and LangGraph's ``InMemoryStore``; the integration tests run
 it on ``PostgresStore`` with pgvector (tests/integration_tests/test_postgres.py).
 A backend is a ``make_bank`` fixture: ``make_bank(**options)`` builds a bank on
@@ -318,8 +319,25 @@ def chroma_bank(**options: Any) -> StrategyBank:
     return StrategyBank(EMBEDDINGS, vectorstore=store, **options)
 
 
+def langchain_faiss_bank(**options: Any) -> StrategyBank:
+    import faiss
+    from langchain_community.docstore.in_memory import InMemoryDocstore
+    from langchain_community.vectorstores import FAISS
+    from langchain_community.vectorstores.utils import DistanceStrategy
+
+    store = FAISS(
+        EMBEDDINGS,
+        faiss.IndexFlatIP(EMBEDDINGS.dim),
+        InMemoryDocstore(),
+        {},
+        distance_strategy=DistanceStrategy.MAX_INNER_PRODUCT,
+    )
+    return StrategyBank(EMBEDDINGS, vectorstore=store, **options)
+
+
 BACKENDS: dict[str, MakeBank] = {
     "faiss": lambda **options: StrategyBank(EMBEDDINGS, **options),
+    "langchain_faiss": langchain_faiss_bank,
     "faiss_hnsw": lambda **options: StrategyBank(EMBEDDINGS, index_type="hnsw", **options),
     "in_memory_vectorstore": lambda **options: StrategyBank(
         EMBEDDINGS, vectorstore=InMemoryVectorStore(EMBEDDINGS), **options
