@@ -5,7 +5,9 @@ answer (an accepted pass: retrieve, weak answer, judge). A second table runs 64
 concurrent ``ainvoke`` calls against models that sleep 50 ms, and compares each
 graph's concurrency ratio (64 queries' wall time / one query's, the median of
 five). Rounds are interleaved; medians are reported, and the median and quartiles of each round's
-cascade / bare ratio.
+cascade / bare ratio. A third table times one structured distillation call, as the
+cascade makes it (the model, then the parser) and through
+``with_structured_output(include_raw=True)``.
 
 Usage: python benchmarks/orchestration/overhead.py [--rounds 15] [--n 200]
 """
@@ -22,11 +24,15 @@ from pathlib import Path
 from typing import Any
 
 from langchain_core.messages import AIMessage
+from langchain_core.outputs import ChatGeneration
 from langgraph._internal._runnable import RunnableCallable
 from langgraph.graph import END, START, MessagesState, StateGraph
 
-from langchain_intercascade import create_intercascade
-from langchain_intercascade.testing import ScriptedChatModel
+from langchain_intercascade import CascadeOptions, Strategy, create_intercascade
+from langchain_intercascade.graph.context import _distiller
+from langchain_intercascade.testing import ScriptedChatModel, fake_models
+
+QUESTION = "Sam has 3 boxes with 4 pens in each box. How many pens?"
 
 
 class Sleeping(ScriptedChatModel):
@@ -97,6 +103,28 @@ async def concurrency_ratio(graph: Any, queries: int, singles: int = 5) -> float
     return await timed(*(graph.ainvoke(value) for _ in range(queries))) / one
 
 
+def distill_call_ms(n: int) -> dict[str, float]:
+    """Milliseconds per structured distillation call with an instant scripted strong model."""
+    strong = fake_models()[1]
+    prompt = CascadeOptions().prompts.distill.invoke({"question": QUESTION, "solution": "12."})
+    with_raw = strong.with_structured_output(Strategy, include_raw=True)
+    model, parser = _distiller(strong)
+    assert parser is not None
+
+    def two_steps() -> Any:
+        return parser.parse_result([ChatGeneration(message=model.invoke(prompt))])
+
+    calls = {"model, then parser": two_steps, "include_raw=True": lambda: with_raw.invoke(prompt)}
+    times = {}
+    for name, call in calls.items():
+        gc.collect()
+        started = time.perf_counter()
+        for _ in range(n):
+            call()
+        times[name] = 1000 * (time.perf_counter() - started) / n
+    return times
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=15)
@@ -107,7 +135,9 @@ def main() -> None:
     instant, sleeping = graphs(0.0), graphs(0.05)
     passes: dict[str, list[float]] = {name: [] for name in instant}
     ratios: dict[str, list[float]] = {name: [] for name in sleeping}
+    distills: list[dict[str, float]] = []
     for _ in range(args.rounds):
+        distills.append(distill_call_ms(args.n))
         for name, graph in instant.items():
             passes[name].append(per_pass(graph, args.n))
         for name, graph in sleeping.items():
@@ -131,7 +161,12 @@ def main() -> None:
     for key, label in labels.items():
         q1, _, q3 = spread[key]
         print(f"| {label} | {median[key]:.2f}x | {q1:.2f}–{q3:.2f} |")
+    distill_ms = {k: statistics.median(d[k] for d in distills) for k in distills[0]}
+    print("\n| structured distillation call | ms |\n|---|---|")
+    for name, ms in distill_ms.items():
+        print(f"| {name} | {ms:.2f} |")
     result = {"pass_ms": pass_ms, "concurrency_ratio": ratio, "rounds": args.rounds}
+    result["distill_call_ms"] = distill_ms
     result |= {**median, **{f"{k}_quartiles": [v[0], v[2]] for k, v in spread.items()}}
     Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
 

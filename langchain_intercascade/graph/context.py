@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from langchain_core.language_models import BaseChatModel
-from langchain_core.runnables import Runnable, RunnableBinding, RunnableConfig
+from langchain_core.output_parsers import BaseOutputParser
+from langchain_core.runnables import Runnable, RunnableBinding, RunnableConfig, RunnableSequence
 
 from langchain_intercascade.bank import StrategyBank
 from langchain_intercascade.graph.background import BackgroundDistillations
@@ -71,6 +72,34 @@ def contained(node: str, exc: BaseException) -> str:
     return f"{node}: {type(exc).__name__}: {exc}"
 
 
+def _distiller(
+    model: BaseChatModel,
+) -> tuple[Runnable[Any, Any] | None, BaseOutputParser[Any] | None]:
+    """The strong model asking for a :class:`Strategy`, and the parser of its reply.
+
+    ``with_structured_output`` is the bound model piped into a parser; the two are
+    called one after the other, so that the reply keeps its usage. With
+    ``include_raw=True`` LangChain would wrap them in five more runs for that,
+    which cost 8x the parse.
+
+    Returns:
+        The model and the parser; the ``include_raw=True`` runnable and None when
+        the model builds structured output another way; (None, None) when it has
+        no tool calling (strategies are then parsed from text).
+    """
+    try:
+        chain = model.with_structured_output(Strategy)
+    except NotImplementedError:
+        return None, None
+    if (
+        isinstance(chain, RunnableSequence)
+        and len(chain.steps) == 2
+        and isinstance(chain.last, BaseOutputParser)
+    ):
+        return chain.first, chain.last
+    return model.with_structured_output(Strategy, include_raw=True), None
+
+
 @dataclass(frozen=True)
 class CascadeContext:
     """The resolved parts of one cascade, shared by its five nodes.
@@ -83,8 +112,10 @@ class CascadeContext:
         judge: The weak answer's judge.
         strong_judge: The strong answer's judge (None unless
             ``options.judges_strong_answer``).
-        distiller: The strong model with structured output for strategies, or
+        distiller: The strong model asking for a strategy as structured output, or
             None when it has no tool calling (strategies are then parsed from text).
+        strategy_parser: What reads the strategy from the distiller's reply (None:
+            the distiller returns it with the raw reply, as ``include_raw=True``).
         strong_name: The strong model's name, stored with each strategy.
         background: Where distillations run after the answer, when
             ``distill_in_background`` is set.
@@ -97,6 +128,7 @@ class CascadeContext:
     judge: BaseJudge = field(init=False)
     strong_judge: BaseJudge | None = field(init=False)
     distiller: Runnable[Any, Any] | None = field(init=False)
+    strategy_parser: BaseOutputParser[Any] | None = field(init=False)
     strong_name: str = field(init=False)
     background: BackgroundDistillations | None = field(init=False)
 
@@ -111,12 +143,7 @@ class CascadeContext:
             strong_judge = options.strong_judge or AutoJudge(
                 VerbalizedJudge(strong_model, model_key="strong", prompts=prompts)
             )
-        try:
-            distiller: Runnable[Any, Any] | None = strong_model.with_structured_output(
-                Strategy, include_raw=True
-            )
-        except NotImplementedError:  # no tool calling: strategies are parsed from text
-            distiller = None
+        distiller, strategy_parser = _distiller(strong_model)
         # A frozen dataclass: the resolved parts are set once, here. Each model is asked
         # for what its judge reads (e.g. token logprobs from an OpenAI-compatible server).
         object.__setattr__(self, "weak", judge.prepare(self.weak))
@@ -125,6 +152,7 @@ class CascadeContext:
         object.__setattr__(self, "judge", judge)
         object.__setattr__(self, "strong_judge", strong_judge)
         object.__setattr__(self, "distiller", distiller)
+        object.__setattr__(self, "strategy_parser", strategy_parser)
         object.__setattr__(self, "strong_name", model_name(strong_model))
         background = self.distilling and self.options.distill_in_background
         object.__setattr__(self, "background", BackgroundDistillations() if background else None)

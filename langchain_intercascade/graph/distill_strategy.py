@@ -13,9 +13,12 @@ strategy being stored.
 
 from __future__ import annotations
 
+from contextlib import suppress
 from typing import Any
 
 from langchain_core.messages import AIMessage
+from langchain_core.output_parsers import BaseOutputParser
+from langchain_core.outputs import ChatGeneration
 from langchain_core.runnables import RunnableConfig
 
 from langchain_intercascade.costs import Usage, record_usage
@@ -26,7 +29,7 @@ from langchain_intercascade.guards import StrategyRejected
 from langchain_intercascade.strategies import Strategy, StrategyRecord, parse_strategy
 
 
-def _read_reply(reply: Any) -> tuple[Usage, Strategy | str]:
+def _read_reply(reply: Any, parser: BaseOutputParser[Any] | None) -> tuple[Usage, Strategy | str]:
     """A distillation reply's usage, and its strategy (structured) or text to parse."""
     if isinstance(reply, dict):  # with_structured_output(include_raw=True)
         raw = reply.get("raw") if isinstance(reply.get("raw"), AIMessage) else None
@@ -34,7 +37,13 @@ def _read_reply(reply: Any) -> tuple[Usage, Strategy | str]:
         parsed = reply.get("parsed")
         # A tool call that did not validate: try its text.
         return usage, parsed if isinstance(parsed, Strategy) else (raw.text if raw else "")
-    return record_usage({}, "strong", "distill", reply), reply.text
+    usage = record_usage({}, "strong", "distill", reply)
+    if parser is not None:
+        with suppress(Exception):  # a tool call that did not validate: try its text
+            parsed = parser.parse_result([ChatGeneration(message=reply)])
+            if isinstance(parsed, Strategy):
+                return usage, parsed
+    return usage, reply.text
 
 
 def _strategy(content: Strategy | str) -> Strategy:
@@ -145,10 +154,11 @@ class DistillStrategy:
         prompt, context = self._prompt(state), self.context
         if context.distiller is not None:
             try:
-                return _read_reply(context.call("distill", context.distiller, prompt, config))
+                reply = context.call("distill", context.distiller, prompt, config)
+                return _read_reply(reply, context.strategy_parser)
             except Exception as exc:  # e.g. a server that refuses response formats or tools
                 contained("distill_strategy (structured output)", exc)
-        return _read_reply(context.call("distill", context.strong, prompt, config))
+        return _read_reply(context.call("distill", context.strong, prompt, config), None)
 
     async def _adistill(
         self, state: InterCascadeState, config: RunnableConfig
@@ -156,9 +166,8 @@ class DistillStrategy:
         prompt, context = self._prompt(state), self.context
         if context.distiller is not None:
             try:
-                return _read_reply(
-                    await context.acall("distill", context.distiller, prompt, config)
-                )
+                reply = await context.acall("distill", context.distiller, prompt, config)
+                return _read_reply(reply, context.strategy_parser)
             except Exception as exc:
                 contained("distill_strategy (structured output)", exc)
-        return _read_reply(await context.acall("distill", context.strong, prompt, config))
+        return _read_reply(await context.acall("distill", context.strong, prompt, config), None)

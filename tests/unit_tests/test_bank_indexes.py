@@ -118,3 +118,19 @@ def test_index_type_is_validated():
         StrategyBank(EMBEDDINGS, index_type="annoy")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="not to a store"):
         StrategyBank(EMBEDDINGS, vectorstore=InMemoryVectorStore(EMBEDDINGS), index_type="hnsw")
+
+
+def test_a_large_hnsw_namespace_is_searched_with_a_wider_beam(tmp_path, monkeypatch):
+    # One beam slot per 10 vectors here (per 2,000 in use): 64 would miss neighbours at 1M.
+    monkeypatch.setattr(faiss_catalog, "_HNSW_EF_SHARE", 10)
+    records = saved(tmp_path / "bank", {"big": 1500, "small": 50})
+    bank = StrategyBank.load(tmp_path / "bank", embeddings=EMBEDDINGS, index_type="hnsw")
+    spaces = bank._catalog._spaces  # type: ignore[attr-defined]
+    beam = {}
+    for namespace in ("big", "small"):
+        held = [r for r in records if r.namespace == namespace]
+        found = bank.search("a question", k=3, namespace=namespace)
+        assert [s.record.id for s in found] == exact(held, "a question", 3)
+        graph = faiss_catalog._faiss().downcast_index(spaces[namespace].index.index)
+        beam[namespace] = graph.hnsw.efSearch
+    assert beam == {"big": 150, "small": 64}

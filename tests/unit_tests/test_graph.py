@@ -137,10 +137,30 @@ def test_distill_false_stores_nothing(weak, strong, bank):
 
 
 def test_structured_output_is_used_when_the_model_has_tool_calling(weak, strong, bank):
-    create_intercascade(weak, strong, bank=bank).invoke(APPLES)
+    cascade = create_intercascade(weak, strong, bank=bank)
+    out = cascade.invoke(APPLES)
     distill_call = strong.calls[-1]
     assert distill_call[-1].text.startswith("Problem:")
-    assert len(bank) == 1
+    assert len(bank) == 1 and out["usage"]["strong"]["distill"]["output_tokens"] > 0
+    # Called as the model with the Strategy tool, then its parser: no include_raw wrapper.
+    assert cascade.context.distiller.kwargs["tools"][0]["function"]["name"] == "Strategy"
+    assert type(cascade.context.strategy_parser).__name__ == "PydanticToolsParser"
+
+
+def test_structured_output_built_another_way_is_read_with_its_raw_reply(weak, bank):
+    from langchain_core.runnables import RunnableLambda
+
+    class OwnStructured(ScriptedChatModel):
+        def with_structured_output(self, schema, *, include_raw=False, **kwargs):
+            chain = super().with_structured_output(schema, include_raw=include_raw, **kwargs)
+            # Not "model | parser" (as ChatOpenAI's json_schema method is not).
+            return chain if include_raw else chain | RunnableLambda(lambda parsed: parsed)
+
+    cascade = create_intercascade(weak, OwnStructured(respond=strong_respond), bank=bank)
+    out = cascade.invoke(APPLES)
+    assert cascade.context.strategy_parser is None
+    assert out["new_strategy"].strategy.steps[0].startswith("Multiply")
+    assert out["usage"]["strong"]["distill"]["output_tokens"] > 0
 
 
 def test_text_parse_when_the_model_has_no_tool_calling(weak, bank):
