@@ -88,4 +88,4 @@ class ConfidenceJudge:
 
 def route_after_judge(state: RouteState) -> str:
     """The edge after the judge: END for an accepted answer, else the strong model."""
-    return "__end__" if state["route"] == "weak" else "strong_answer"
+    return "__end__" if state.get("route") == "weak" else "strong_answer"

@@ -155,4 +155,4 @@ class StrongAnswer:
 
 def route_after_strong(state: RouteState) -> str:
     """The edge after the strong model: distill only a trusted strong answer."""
-    return "distill_strategy" if state["route"] == "strong" else "__end__"
+    return "distill_strategy" if state.get("route") == "strong" else "__end__"
