@@ -168,3 +168,28 @@ class _Catalog(ABC):
         and counter updates see every earlier write.
         """
         return nullcontext()
+
+
+class _InProcessCatalog(_Catalog):
+    """A catalog whose records live in this process, in a dict by id.
+
+    Subclasses set ``_records`` and ``_dim`` (None until the first insert).
+    """
+
+    _records: dict[str, StrategyRecord]
+    _dim: int | None
+
+    @property
+    def dim(self) -> int | None:
+        return self._dim
+
+    def get(self, ids: Sequence[str]) -> list[StrategyRecord]:
+        return [self._records[i] for i in ids if i in self._records]
+
+    def count(self) -> int:
+        return len(self._records)
+
+    def update(self, records: Sequence[StrategyRecord]) -> None:
+        for record in records:
+            if record.id in self._records:
+                self._records[record.id] = record

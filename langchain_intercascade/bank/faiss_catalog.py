@@ -34,7 +34,7 @@ from typing import Any, Literal, get_args
 
 import numpy as np
 
-from langchain_intercascade.bank.catalog import _Catalog, _Hit
+from langchain_intercascade.bank.catalog import _Hit, _InProcessCatalog
 from langchain_intercascade.strategies import StrategyRecord
 
 IndexType = Literal["flat", "hnsw", "ivf"]
@@ -204,7 +204,7 @@ class _Space:
         return scores[0][found], labels[0][found]
 
 
-class _FaissCatalog(_Catalog):
+class _FaissCatalog(_InProcessCatalog):
     """Records in this process, each vector only in its namespace's FAISS index.
 
     Args:
@@ -220,21 +220,11 @@ class _FaissCatalog(_Catalog):
         self._next_label = 0
         self._dim: int | None = None
 
-    @property
-    def dim(self) -> int | None:
-        return self._dim
-
-    def get(self, ids: Sequence[str]) -> list[StrategyRecord]:
-        return [self._records[i] for i in ids if i in self._records]
-
     def records(self, namespace: str | None) -> list[StrategyRecord]:
         if namespace is None:
             return list(self._records.values())
         space = self._spaces.get(namespace)
         return [self._records[i] for i in space.ids] if space else []
-
-    def count(self) -> int:
-        return len(self._records)
 
     def nearest(self, vector: np.ndarray, k: int, namespace: str, text: str) -> list[_Hit]:
         space = self._spaces.get(namespace)
@@ -284,11 +274,6 @@ class _FaissCatalog(_Catalog):
             self._records[record.id] = record
             self._spaces[record.namespace].ids[record.id] = label
             self._ids[label] = record.id
-
-    def update(self, records: Sequence[StrategyRecord]) -> None:
-        for record in records:
-            if record.id in self._records:
-                self._records[record.id] = record
 
     def delete(self, ids: Sequence[str]) -> None:
         known = [i for i in dict.fromkeys(ids) if i in self._records]

@@ -23,7 +23,7 @@ import numpy as np
 from langchain_core.documents import Document
 from langchain_core.vectorstores import InMemoryVectorStore, VectorStore
 
-from langchain_intercascade.bank.catalog import _Catalog, _Hit, _is_instance
+from langchain_intercascade.bank.catalog import _Hit, _InProcessCatalog, _is_instance
 from langchain_intercascade.strategies import StrategyRecord
 
 if TYPE_CHECKING:
@@ -90,7 +90,7 @@ def _document(record: StrategyRecord) -> Document:
     return Document(page_content=record.key_text, metadata=_metadata(record), id=record.id)
 
 
-class _LocalCatalog(_Catalog):
+class _LocalCatalog(_InProcessCatalog):
     """Records in this process; the vector store is the similarity index.
 
     Args:
@@ -108,18 +108,11 @@ class _LocalCatalog(_Catalog):
         faiss = _faiss(store)
         self._dim: int | None = faiss.index.d if faiss is not None else None
 
-    @property
-    def dim(self) -> int | None:
-        return self._dim
-
-    def get(self, ids: Sequence[str]) -> list[StrategyRecord]:
-        return [self._records[i] for i in ids if i in self._records]
-
     def records(self, namespace: str | None) -> list[StrategyRecord]:
-        return [r for r in self._records.values() if namespace in (None, r.namespace)]
-
-    def count(self) -> int:
-        return len(self._records)
+        if namespace is None:
+            return list(self._records.values())
+        rows = self._rows.get(namespace)
+        return [self._records[i] for i in rows.ids] if rows else []
 
     def _scans(self, rows: _Rows) -> bool:
         """Whether to search a namespace by scanning its rows rather than the store."""
@@ -187,11 +180,6 @@ class _LocalCatalog(_Catalog):
             added = self._rows.setdefault(namespace, _Rows(vectors.shape[1]))
             added.add([ids[i] for i in rows], vectors[rows])
         self._dim = vectors.shape[1]
-
-    def update(self, records: Sequence[StrategyRecord]) -> None:
-        for record in records:
-            if record.id in self._records:
-                self._records[record.id] = record
 
     def delete(self, ids: Sequence[str]) -> None:
         # Each id once: FAISS's docstore fails halfway through a repeated id.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, get_buffer_string
@@ -38,7 +38,15 @@ class Judgement(BaseModel):
 
 
 class BaseJudge(ABC):
-    """The interface every judge implements."""
+    """The interface every judge implements.
+
+    Attributes:
+        run_inline: Whether :meth:`ajudge` may call :meth:`judge` on the event
+            loop, for a judge that computes without calls (as LangChain's
+            callback handlers have it); otherwise it runs in a thread.
+    """
+
+    run_inline: ClassVar[bool] = False
 
     def prepare(self, model: ChatModel) -> ChatModel:
         """The weak model set up to give this judge what it reads from replies.
@@ -81,7 +89,9 @@ class BaseJudge(ABC):
         *,
         config: RunnableConfig | None = None,
     ) -> Judgement:
-        """Async :meth:`judge`; runs the sync one in a thread unless overridden."""
+        """Async :meth:`judge`; runs the sync one in a thread (inline with ``run_inline``)."""
+        if self.run_inline:
+            return self.judge(messages, answer, config=config)
         return await asyncio.to_thread(self.judge, messages, answer, config=config)
 
 

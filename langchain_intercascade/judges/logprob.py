@@ -121,6 +121,8 @@ class LogprobJudge(BaseJudge):
         ValueError: If ``aggregate`` is not ``"mean"`` or ``"min"``.
     """
 
+    run_inline = True  # it reads the reply and calls no model
+
     def __init__(
         self, aggregate: str = "mean", *, extractor: AnswerExtractor | None = None
     ) -> None:
@@ -175,17 +177,6 @@ class LogprobJudge(BaseJudge):
             signal=signal,
             details=details,
         )
-
-    @override
-    async def ajudge(
-        self,
-        messages: Sequence[BaseMessage],
-        answer: AIMessage,
-        *,
-        config: RunnableConfig | None = None,
-    ) -> Judgement:
-        """Async :meth:`judge`, computed inline: it calls no model."""
-        return self.judge(messages, answer, config=config)
 
 
 def _aggregates(values: Sequence[float], prefix: str) -> dict[str, float]:
