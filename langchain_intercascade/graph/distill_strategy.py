@@ -17,8 +17,6 @@ from contextlib import suppress
 from typing import Any
 
 from langchain_core.messages import AIMessage
-from langchain_core.output_parsers import BaseOutputParser
-from langchain_core.outputs import ChatGeneration
 from langchain_core.runnables import RunnableConfig
 
 from langchain_intercascade.costs import Usage, record_usage
@@ -29,8 +27,13 @@ from langchain_intercascade.guards import StrategyRejected
 from langchain_intercascade.strategies import Strategy, StrategyRecord, parse_strategy
 
 
-def _read_reply(reply: Any, parser: BaseOutputParser[Any] | None) -> tuple[Usage, Strategy | str]:
-    """A distillation reply's usage, and its strategy (structured) or text to parse."""
+def _read_reply(reply: Any, parsed: Any = None) -> tuple[Usage, Strategy | str]:
+    """A distillation reply's usage, and its strategy (structured) or text to parse.
+
+    Args:
+        reply: The reply: a message, or ``include_raw=True``'s dict.
+        parsed: What the strategy reader made of a message reply, if anything.
+    """
     if isinstance(reply, dict):  # with_structured_output(include_raw=True)
         raw = reply.get("raw") if isinstance(reply.get("raw"), AIMessage) else None
         usage = record_usage({}, "strong", "distill", raw)
@@ -38,12 +41,7 @@ def _read_reply(reply: Any, parser: BaseOutputParser[Any] | None) -> tuple[Usage
         # A tool call that did not validate: try its text.
         return usage, parsed if isinstance(parsed, Strategy) else (raw.text if raw else "")
     usage = record_usage({}, "strong", "distill", reply)
-    if parser is not None:
-        with suppress(Exception):  # a tool call that did not validate: try its text
-            parsed = parser.parse_result([ChatGeneration(message=reply)])
-            if isinstance(parsed, Strategy):
-                return usage, parsed
-    return usage, reply.text
+    return usage, parsed if isinstance(parsed, Strategy) else reply.text
 
 
 def _strategy(content: Strategy | str) -> Strategy:
@@ -155,10 +153,16 @@ class DistillStrategy:
         if context.distiller is not None:
             try:
                 reply = context.call("distill", context.distiller, prompt, config)
-                return _read_reply(reply, context.strategy_parser)
             except Exception as exc:  # e.g. a server that refuses response formats or tools
                 contained("distill_strategy (structured output)", exc)
-        return _read_reply(context.call("distill", context.strong, prompt, config), None)
+            else:
+                reader, parsed = context.strategy_reader, None
+                if reader is not None and not isinstance(reply, dict):
+                    # A tool call that did not validate, a refusal: the text is tried.
+                    with suppress(Exception):
+                        parsed = reader.invoke(reply, config)
+                return _read_reply(reply, parsed)
+        return _read_reply(context.call("distill", context.strong, prompt, config))
 
     async def _adistill(
         self, state: InterCascadeState, config: RunnableConfig
@@ -167,7 +171,12 @@ class DistillStrategy:
         if context.distiller is not None:
             try:
                 reply = await context.acall("distill", context.distiller, prompt, config)
-                return _read_reply(reply, context.strategy_parser)
             except Exception as exc:
                 contained("distill_strategy (structured output)", exc)
-        return _read_reply(await context.acall("distill", context.strong, prompt, config), None)
+            else:
+                reader, parsed = context.strategy_reader, None
+                if reader is not None and not isinstance(reply, dict):
+                    with suppress(Exception):
+                        parsed = await reader.ainvoke(reply, config)
+                return _read_reply(reply, parsed)
+        return _read_reply(await context.acall("distill", context.strong, prompt, config))

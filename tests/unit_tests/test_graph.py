@@ -144,7 +144,7 @@ def test_structured_output_is_used_when_the_model_has_tool_calling(weak, strong,
     assert len(bank) == 1 and out["usage"]["strong"]["distill"]["output_tokens"] > 0
     # Called as the model with the Strategy tool, then its parser: no include_raw wrapper.
     assert cascade.context.distiller.kwargs["tools"][0]["function"]["name"] == "Strategy"
-    assert type(cascade.context.strategy_parser).__name__ == "PydanticToolsParser"
+    assert type(cascade.context.strategy_reader).__name__ == "PydanticToolsParser"
 
 
 def test_structured_output_built_another_way_is_read_with_its_raw_reply(weak, bank):
@@ -153,12 +153,12 @@ def test_structured_output_built_another_way_is_read_with_its_raw_reply(weak, ba
     class OwnStructured(ScriptedChatModel):
         def with_structured_output(self, schema, *, include_raw=False, **kwargs):
             chain = super().with_structured_output(schema, include_raw=include_raw, **kwargs)
-            # Not "model | parser" (as ChatOpenAI's json_schema method is not).
-            return chain if include_raw else chain | RunnableLambda(lambda parsed: parsed)
+            # Not a sequence starting with the model.
+            return chain if include_raw else RunnableLambda(chain.invoke)
 
     cascade = create_intercascade(weak, OwnStructured(respond=strong_respond), bank=bank)
     out = cascade.invoke(APPLES)
-    assert cascade.context.strategy_parser is None
+    assert cascade.context.strategy_reader is None
     assert out["new_strategy"].strategy.steps[0].startswith("Multiply")
     assert out["usage"]["strong"]["distill"]["output_tokens"] > 0
 
@@ -535,3 +535,35 @@ def test_usage_reported_only_to_callbacks_is_counted_for_every_role(bank):
         ("strong", "distill"),
     ]:
         assert out["usage"][model][role]["output_tokens"] > 0, (model, role)
+
+
+def test_structured_output_with_a_check_before_its_parser_is_read_in_steps(weak, bank):
+    from langchain_core.runnables import RunnableLambda
+
+    checked: list[AIMessage] = []
+
+    class Checked(ScriptedChatModel):
+        def with_structured_output(self, schema, *, include_raw=False, **kwargs):
+            chain = super().with_structured_output(schema, include_raw=include_raw, **kwargs)
+            if include_raw:
+                raise AssertionError("the include_raw wrapper is not needed")
+            # As ChatOpenAI's: the model, a check of its reply, the parser.
+            return chain.first | RunnableLambda(lambda m: checked.append(m) or m) | chain.last
+
+    cascade = create_intercascade(weak, Checked(respond=strong_respond), bank=bank)
+    out = cascade.invoke(APPLES)
+    assert len(checked) == 1 and checked[0].tool_calls
+    assert out["new_strategy"].strategy.steps[0].startswith("Multiply")
+    assert out["usage"]["strong"]["distill"]["output_tokens"] > 0
+
+
+# ChatOpenAI probes socket options when built (no connection); pytest-socket blocks that.
+@pytest.mark.filterwarnings("ignore:A test tried to use socket")
+def test_chat_openai_structured_output_is_called_in_steps():
+    from langchain_openai import ChatOpenAI
+
+    from langchain_intercascade.graph.context import _distiller
+
+    model, reader = _distiller(ChatOpenAI(model="gpt-4o", api_key="not-used"))
+    assert type(model).__name__ == "_ChatModelBinding" and "response_format" in model.kwargs
+    assert reader is not None
