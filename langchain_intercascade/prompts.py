@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from typing import Any
 
+from langchain_core.messages import BaseMessage, SystemMessage
 from langchain_core.prompts import ChatPromptTemplate, MessagesPlaceholder
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -79,11 +81,40 @@ Reply with the number only."""
 
 VERIFIER_QUESTION = "Is your answer above correct? Reply with Yes or No only."
 
+LABEL_TASK = """\
+Labels:
+{labels}
+
+Classify the user's message: reply with exactly one label from the list above, \
+written as listed, and nothing else."""
+
+LABEL_DISTILL_SYSTEM = (
+    """\
+You write when a label applies to a customer message, as a rule for other \
+messages of the same kind: one sentence on what such messages ask or report, never \
+this message's details. """
+    + KEEP_PRIVATE
+)
+
+LABEL_DISTILL_HUMAN = """\
+Message:
+{question}
+
+Label: {solution}
+
+Reply with a JSON object with the keys "title" (the label, exactly as given), \
+"applies_when" (the rule, one sentence) and "steps" (a list holding one item: \
+"Answer with the label " and the label). Reply with the JSON only."""
+
 
 class CascadePrompts(BaseModel):
     """The cascade's own prompts; each field can be overridden.
 
     Attributes:
+        task_system: A system message put first, before the conversation, in
+            both models' answer prompts (e.g. a label task's label list): the
+            same for every query, so a provider's or llama.cpp's prompt cache
+            reuses it. None adds none.
         strategy_section: Wraps the retrieved strategies (``{strategies}``) into the
             system message shown to the weak model.
         strategy_item: Renders one strategy (``{index}``, ``{text}``, ``{score}``).
@@ -102,6 +133,7 @@ class CascadePrompts(BaseModel):
 
     model_config = ConfigDict(arbitrary_types_allowed=True, frozen=True)
 
+    task_system: str | None = None
     strategy_section: str = STRATEGY_SECTION
     strategy_item: str = STRATEGY_ITEM
     distill: ChatPromptTemplate = Field(
@@ -118,6 +150,67 @@ class CascadePrompts(BaseModel):
             [MessagesPlaceholder("messages"), ("ai", "{answer}"), ("human", VERIFIER_QUESTION)]
         )
     )
+
+    @classmethod
+    def for_labels(cls, labels: Sequence[str], **fields: Any) -> CascadePrompts:
+        """The prompts of a label task: the labels listed first, a strategy per label.
+
+        The label list is the constant :attr:`task_system` message, first in both
+        models' prompts, so a long list is processed once and reused from the
+        prompt cache. The distillation asks for the strong model's label as the
+        strategy's title and one sentence on when it applies.
+
+        Args:
+            labels: The labels, in the order to list them.
+            **fields: Other fields to replace.
+
+        Returns:
+            The prompts.
+
+        Example:
+            ```python
+            from langchain_intercascade import CascadePrompts
+
+            prompts = CascadePrompts.for_labels(["refund", "card_arrival"])
+            assert prompts.task_system.splitlines()[:3] == ["Labels:", "refund", "card_arrival"]
+            ```
+        """
+        distill = ChatPromptTemplate.from_messages(
+            [("system", LABEL_DISTILL_SYSTEM), ("human", LABEL_DISTILL_HUMAN)]
+        )
+        values: dict[str, Any] = {
+            "task_system": LABEL_TASK.format(labels="\n".join(labels)),
+            "distill": distill,
+        }
+        return cls(**{**values, **fields})
+
+    def with_task(self, messages: Sequence[BaseMessage]) -> list[BaseMessage]:
+        """The conversation with :attr:`task_system` put first (unchanged without one)."""
+        if self.task_system is None:
+            return list(messages)
+        return [SystemMessage(self.task_system), *messages]
+
+    def shown_titles(self, messages: Sequence[BaseMessage]) -> list[str]:
+        """The titles of the strategies a weak prompt showed, best first.
+
+        Read back from the hint section that :meth:`format_strategies` wrote,
+        for judges that compare the answer with what was shown.
+
+        Args:
+            messages: A weak prompt, as the judge gets it.
+
+        Returns:
+            The first line of each strategy item (its title); empty without hints.
+        """
+        head, _, _ = self.strategy_item.partition("{text}")
+        item = re.compile(
+            "^" + re.escape(head).replace(re.escape("{index}"), r"\d+") + r"(.*)$", re.MULTILINE
+        )
+        opening = self.strategy_section.partition("{strategies}")[0].strip()
+        for message in messages:
+            if isinstance(message, SystemMessage) and opening and opening in message.text:
+                return [m.group(1).strip() for m in item.finditer(message.text)]
+        return []
 
     def format_strategies(self, strategies: Sequence[RetrievedStrategy]) -> str:
         """Render retrieved strategies as the delimited hint section.

@@ -45,6 +45,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from langchain_intercascade.bank import StrategyBank
 from langchain_intercascade.calibration import ThresholdCalibration
+from langchain_intercascade.labels import LabelSet
 from langchain_intercascade.options import CascadeOptions, fold_options
 from langchain_intercascade.testing import BagOfWordsEmbeddings, fake_models
 
@@ -84,6 +85,10 @@ class CascadeSettings(BaseModel):
         bank_dir: Load a ``local`` strategy bank from this folder (when it holds
             one) and save it there; None keeps the bank in memory.
         max_tokens: Generation cap of GGUF models.
+        labels: A label task's label file (a JSON list, or one label per line):
+            the cascade answers with one of its labels, with the options of
+            :meth:`LabelSet.options <langchain_intercascade.labels.LabelSet.options>`
+            under the options given here.
         options: The cascade's options.
     """
 
@@ -95,6 +100,7 @@ class CascadeSettings(BaseModel):
     bank: BankPlace = "local"
     bank_dir: Path | None = None
     max_tokens: int = Field(default=384, ge=1)
+    labels: Path | None = None
     options: CascadeOptions = Field(default_factory=CascadeOptions)
 
     @model_validator(mode="before")
@@ -110,6 +116,27 @@ class CascadeSettings(BaseModel):
                 f"give it no bank folder ({ENV_PREFIX}BANK_DIR)"
             )
         return self
+
+    @model_validator(mode="after")
+    def _label_task(self) -> CascadeSettings:
+        label_set = self.label_set()
+        if label_set is not None:
+            explicit = {name: getattr(self.options, name) for name in self.options.model_fields_set}
+            self.options = label_set.options(**explicit)
+        return self
+
+    def label_set(self) -> LabelSet | None:
+        """The label task's labels, read from :attr:`labels` (None without a label file).
+
+        Raises:
+            ConfigurationError: If the file cannot be read as labels.
+        """
+        if self.labels is None:
+            return None
+        try:
+            return LabelSet.from_file(self.labels)
+        except (OSError, ValueError) as exc:
+            raise ConfigurationError(f"cannot read the label file {self.labels}: {exc}") from exc
 
     def given(self) -> dict[str, Any]:
         """The fields set explicitly, flat (options included), for layering sources."""

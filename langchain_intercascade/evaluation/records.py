@@ -7,9 +7,16 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from langchain_intercascade.answers import AnswerKind
+from langchain_intercascade.answers import (
+    EXTRACTORS,
+    AnswerExtractor,
+    AnswerKind,
+    Grader,
+    make_grader,
+)
 from langchain_intercascade.costs import DEFAULT_PRICES, PriceTable
 from langchain_intercascade.evaluation.data import DataFormat, _read_jsonl
+from langchain_intercascade.labels import LabelSet
 from langchain_intercascade.options import CascadeOptions, fold_options
 
 ConfigName = Literal["weak", "strong", "cascade", "intercascade"]
@@ -35,6 +42,12 @@ class EvaluationConfig(BaseModel):
         data_path: The data set (unused when examples are passed directly).
         data_format: ``"jsonl"``, ``"gsm8k"`` or ``"multiple_choice"``.
         answer_kind: How answers are extracted and compared.
+        labels: A label task's labels: answers are read and graded as labels
+            (:meth:`LabelSet.extract <langchain_intercascade.labels.LabelSet.extract>`,
+            ``answer_kind`` unused), the options default to
+            :meth:`LabelSet.options <langchain_intercascade.labels.LabelSet.options>`
+            under the option fields given, and ``system_prompt`` to None (the
+            prompts list the labels).
         limit: Evaluate at most this many questions.
         seed: Seeds the stream's order and the bootstrap.
         shuffle: Shuffle the data set (seeded) before taking ``limit``.
@@ -63,6 +76,7 @@ class EvaluationConfig(BaseModel):
     data_path: Path | None = None
     data_format: DataFormat = "jsonl"
     answer_kind: AnswerKind = "number"
+    labels: LabelSet | None = None
     limit: int | None = Field(default=None, ge=1)
     seed: int = 0
     shuffle: bool = True
@@ -88,7 +102,33 @@ class EvaluationConfig(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _gather_options(cls, data: Any) -> Any:
-        return fold_options(data)
+        labels = data.get("labels") if isinstance(data, dict) else None
+        if labels is None:
+            return fold_options(data)
+        label_set = labels if isinstance(labels, LabelSet) else LabelSet.model_validate(labels)
+        given = {k: v for k, v in data.items() if k in CascadeOptions.model_fields}
+        base = data.get("options")
+        if isinstance(base, CascadeOptions):
+            given = {**{n: getattr(base, n) for n in base.model_fields_set}, **given}
+        rest = {k: v for k, v in data.items() if k not in given}
+        return {
+            "system_prompt": None,
+            **rest,
+            "labels": label_set,
+            "options": label_set.options(**given),
+        }
+
+    def answer_reader(self, extractor: AnswerExtractor | None = None) -> AnswerExtractor:
+        """What reads the final answer from a reply: ``extractor``, the labels' or the kind's."""
+        if extractor is not None:
+            return extractor
+        return self.labels.extract if self.labels is not None else EXTRACTORS[self.answer_kind]
+
+    def grader(self, extractor: AnswerExtractor | None = None) -> Grader:
+        """What grades a reply against the gold answer, reading it as :meth:`answer_reader`."""
+        if self.labels is not None and extractor is None:
+            return self.labels.grade
+        return make_grader(self.answer_kind, extractor)
 
 
 class QueryRecord(BaseModel):

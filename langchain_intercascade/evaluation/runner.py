@@ -27,7 +27,7 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, System
 from langchain_core.runnables import RunnableConfig
 from tqdm.auto import tqdm
 
-from langchain_intercascade.answers import EXTRACTORS, AnswerExtractor, make_grader
+from langchain_intercascade.answers import AnswerExtractor
 from langchain_intercascade.bank import StrategyBank
 from langchain_intercascade.calibration import (
     ThresholdCalibration,
@@ -103,7 +103,7 @@ def _calibrate(
     collected = collect_confidences(
         cascade,
         [(_messages(config, e), e.answer) for e in examples],
-        make_grader(config.answer_kind, extractor),
+        config.grader(extractor),
         config={"max_concurrency": 1, "run_name": "calibration"},
     )
     return calibrate_threshold(
@@ -128,8 +128,8 @@ class _Runner:
         self.weak = weak
         self.strong = strong
         self.bank = bank
-        self.extract = extractor or EXTRACTORS[config.answer_kind]
-        self.grade = make_grader(config.answer_kind, extractor)
+        self.extract = config.answer_reader(extractor)
+        self.grade = config.grader(extractor)
         self.ledger = ledger
         options = config.options
         self.graphs: dict[ConfigName, InterCascadeGraph] = {

@@ -36,10 +36,14 @@ class StrongAnswer:
 
     def prompt(self, state: InterCascadeState) -> list[BaseMessage]:
         """The strong model's prompt: the whole conversation, no strategies."""
-        messages: list[BaseMessage] = list(state.get("messages", []))
+        messages = self.context.options.prompts.with_task(state.get("messages", []))
         if self._joint():
             messages.append(SystemMessage(self.context.options.prompts.joint_instructions))
         return messages
+
+    def _judged_prompt(self, state: InterCascadeState) -> list[BaseMessage]:
+        # What the strong model answered, less the joint-mode instructions it was told to strip.
+        return self.context.options.prompts.with_task(state["messages"])
 
     def _answered(self, state: InterCascadeState, reply: BaseMessage) -> dict[str, Any]:
         message = cast(AIMessage, reply)
@@ -126,7 +130,7 @@ class StrongAnswer:
         if judge is None:
             return update
         try:
-            verdict = judge.judge(state["messages"], update["messages"][0], config=config)
+            verdict = judge.judge(self._judged_prompt(state), update["messages"][0], config=config)
         except Exception as exc:  # an unjudgeable strong answer is not a confident one
             return self._judged(state, update, None, contained("strong_judge", exc))
         return self._judged(state, update, verdict, None)
@@ -147,7 +151,9 @@ class StrongAnswer:
         if judge is None:
             return update
         try:
-            verdict = await judge.ajudge(state["messages"], update["messages"][0], config=config)
+            verdict = await judge.ajudge(
+                self._judged_prompt(state), update["messages"][0], config=config
+            )
         except Exception as exc:
             return self._judged(state, update, None, contained("strong_judge", exc))
         return self._judged(state, update, verdict, None)

@@ -1,7 +1,8 @@
 """Node ``weak_answer``: the weak model answers, with the retrieved strategies as hints.
 
 The hints are one system message placed after the conversation's leading system
-messages; the user's messages are untouched. A failing weak model is contained:
+messages (after the prompts' ``task_system``, when there is one); the user's
+messages are untouched. A failing weak model is contained:
 the judge then defers the turn to the strong model.
 """
 
@@ -28,11 +29,12 @@ def weak_prompt(context: CascadeContext, state: InterCascadeState) -> list[BaseM
     Returns:
         The messages the weak model (and its judge) sees.
     """
-    messages: list[BaseMessage] = list(state.get("messages", []))
+    prompts = context.options.prompts
+    messages = prompts.with_task(state.get("messages", []))
     strategies = state.get("strategies") or []
     if not strategies:
         return messages
-    hints = SystemMessage(context.options.prompts.format_strategies(strategies))
+    hints = SystemMessage(prompts.format_strategies(strategies))
     lead = 0
     while lead < len(messages) and isinstance(messages[lead], SystemMessage):
         lead += 1

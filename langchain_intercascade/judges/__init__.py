@@ -25,10 +25,13 @@ Module map:
 - ``self_consistency``: :class:`SelfConsistencyJudge` (agreement of extra samples).
 - ``verifier``: :class:`VerifierJudge` (P(yes) to "is your answer correct?").
 - ``logistic``: :class:`LogisticJudge`, a fitted logistic combination of judges.
+- ``label_agreement``: :class:`LabelAgreementJudge` (a label task's answer against
+  the labels of the strategies shown).
 """
 
 from langchain_intercascade.judges.auto import AutoJudge
 from langchain_intercascade.judges.base import BaseJudge, ChatModel, Judgement, as_judge
+from langchain_intercascade.judges.label_agreement import LabelAgreementJudge
 from langchain_intercascade.judges.logistic import LogisticJudge
 from langchain_intercascade.judges.logprob import (
     LogprobJudge,
@@ -46,6 +49,7 @@ __all__ = [
     "BaseJudge",
     "ChatModel",
     "Judgement",
+    "LabelAgreementJudge",
     "LogisticJudge",
     "LogprobJudge",
     "MissingLogprobsError",
