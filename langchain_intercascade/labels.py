@@ -107,6 +107,7 @@ class LabelSet(BaseModel):
         return cleaned
 
     def model_post_init(self, context: Any, /) -> None:
+        """Index the labels by their normalized form."""
         self._keys = {label_key(label): label for label in self.labels}
 
     @classmethod
@@ -168,7 +169,9 @@ class LabelSet(BaseModel):
         return found
 
     def grade(self, reply: str, gold: str) -> bool:
-        """Whether the reply's label is the gold label (a :data:`~langchain_intercascade.answers.Grader`).
+        """Whether the reply's label is the gold label.
+
+        A :data:`~langchain_intercascade.answers.Grader`.
 
         Raises:
             ValueError: If the gold label is not in the set.
@@ -195,9 +198,12 @@ class LabelSet(BaseModel):
     def options(self, **values: Any) -> CascadeOptions:
         """The options of a cascade for this task.
 
-        The prompts list the labels; the recalibrator compares labels; the
-        strategy filter is the default :class:`StrategyFilter` and then
-        :meth:`screen`, so only a strategy that names a label is stored.
+        The prompts list the labels; the judge is the answered label's token
+        probability (:class:`LogprobJudge` over the label's tokens); the
+        recalibrator compares labels; the strategy filter is the default
+        :class:`StrategyFilter` and then :meth:`screen`, so only a strategy that
+        names a label is stored; the nearest ``k`` strategies are shown however
+        similar (``score_threshold`` None).
 
         Args:
             **values: Any other field of :class:`CascadeOptions`, or one of these
@@ -206,6 +212,7 @@ class LabelSet(BaseModel):
         Returns:
             The validated options.
         """
+        from langchain_intercascade.judges import LogprobJudge
         from langchain_intercascade.options import CascadeOptions
 
         screen_default = StrategyFilter()
@@ -215,8 +222,12 @@ class LabelSet(BaseModel):
 
         defaults: dict[str, Any] = {
             "prompts": self.prompts(),
+            "judge": LogprobJudge(extractor=self.extract),
             "answer_extractor": self.extract,
             "strategy_filter": screen,
+            # Messages of one intent share few words; the nearest labels are the
+            # signal (the paper's top k), and the judge decides what to accept.
+            "score_threshold": None,
         }
         return CascadeOptions.model_validate({**defaults, **values})
 

@@ -47,7 +47,7 @@ from langchain_intercascade.bank import StrategyBank
 from langchain_intercascade.calibration import ThresholdCalibration
 from langchain_intercascade.labels import LabelSet
 from langchain_intercascade.options import CascadeOptions, fold_options
-from langchain_intercascade.testing import BagOfWordsEmbeddings, fake_models
+from langchain_intercascade.testing import BagOfWordsEmbeddings, fake_label_models, fake_models
 
 ENV_PREFIX = "INTERCASCADE_"
 
@@ -78,7 +78,8 @@ class CascadeSettings(BaseModel):
         weak_model: The weak model: a GGUF file, or ``module:attribute`` naming a
             chat model or a function returning one.
         strong_model: The strong model, likewise.
-        fake: Use the scripted models of :func:`~.testing.fake_models` instead.
+        fake: Use the scripted models of :func:`~.testing.fake_models` instead
+            (:func:`~.testing.fake_label_models` for a label task).
         bank: Where the strategy bank lives: ``local``, in this process (in
             memory, or in :attr:`bank_dir`), or ``store``, in the LangGraph
             server's store, which only the served graph can open.
@@ -203,7 +204,8 @@ class CascadeSettings(BaseModel):
             ConfigurationError: If models are missing or cannot be loaded.
         """
         if self.fake:
-            weak, strong, _ = fake_models()
+            label_set = self.label_set()
+            weak, strong, _ = fake_models() if label_set is None else fake_label_models(label_set)
             return weak, strong
         if not self.weak_model or not self.strong_model:
             raise ConfigurationError(

@@ -7,7 +7,8 @@ tool calling (hence ``with_structured_output``). :class:`BagOfWordsEmbeddings`
 is a deterministic embedding under which texts sharing words are similar.
 :func:`fake_models` builds the one scripted world that tests, the server's
 ``--fake`` mode, the demo and the notebooks share; :func:`fake_agent_models` is
-the same world for tool-calling agents, with the :data:`multiply` tool.
+the same world for tool-calling agents, with the :data:`multiply` tool, and
+:func:`fake_label_models` the world of a label task (support tickets).
 """
 
 from __future__ import annotations
@@ -39,6 +40,9 @@ from langchain_core.tools import tool
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import Field
 from typing_extensions import override
+
+from langchain_intercascade.labels import LabelSet
+from langchain_intercascade.prompts import CascadePrompts
 
 Responder = Callable[[list[BaseMessage]], "str | AIMessage"]
 LogprobFn = Callable[[list[BaseMessage], str], "float | None"]
@@ -332,6 +336,80 @@ def fake_models() -> tuple[ScriptedChatModel, ScriptedChatModel, BagOfWordsEmbed
     """
     weak = ScriptedChatModel(respond=weak_respond, logprob=weak_logprob, model_name="weak-fake")
     strong = ScriptedChatModel(respond=strong_respond, model_name="strong-fake")
+    return weak, strong, BagOfWordsEmbeddings()
+
+
+# -- the scripted world of a label task ---------------------------------------------
+
+SUPPORT_LABELS = LabelSet(
+    labels=("card_arrival", "lost_or_stolen_card", "exchange_rate", "refund_not_showing_up")
+)
+"""The labels of the scripted support desk."""
+
+SUPPORT_TICKETS: tuple[tuple[str, str], ...] = (
+    ("My new card has not arrived yet, when does a card arrive?", "card_arrival"),
+    ("Someone stole my wallet on the train, I lost everything in it.", "lost_or_stolen_card"),
+    ("What exchange rate do you use for euros?", "exchange_rate"),
+    ("The shop says it sent my refund but the refund is not showing up.", "refund_not_showing_up"),
+)
+"""One ticket per label, with its gold label: repeat them for a recurring stream."""
+
+
+def fake_label_models(
+    labels: LabelSet = SUPPORT_LABELS,
+) -> tuple[ScriptedChatModel, ScriptedChatModel, BagOfWordsEmbeddings]:
+    """The scripted world of a label task: a weak model that copies what it is shown.
+
+    The strong model answers with the label sharing the most words with the
+    message (right on :data:`SUPPORT_TICKETS`) and distills it as a label
+    strategy. The weak model answers, confidently, with the shown strategy's
+    label that shares the most words with the message, and where none shares
+    one with the first label, unsure; so once a ticket's kind has been
+    distilled, its kind's next tickets stay weak.
+
+    Args:
+        labels: The task's labels.
+
+    Returns:
+        The weak model, the strong model and bag-of-words embeddings.
+
+    Example:
+        ```python
+        from langchain_intercascade.testing import fake_label_models
+
+        weak, strong, _ = fake_label_models()
+        ticket = "What exchange rate do you use?"
+        assert strong.invoke(ticket).text == "exchange_rate"
+        assert weak.invoke(ticket).text == "card_arrival"  # unaided: the first label
+        ```
+    """
+    prompts = CascadePrompts()
+
+    def best_label(text: str, candidates: Sequence[str]) -> str | None:
+        words = set(_WORD.findall(text.lower()))
+        shared = {label: len(words & set(_WORD.findall(label))) for label in candidates}
+        best = max(candidates, key=shared.__getitem__, default=None)
+        return best if best is not None and shared[best] else None
+
+    def weak_label(messages: list[BaseMessage]) -> str | None:
+        shown = [t for t in map(labels.extract, prompts.shown_titles(messages)) if t]
+        return best_label(_last_human(messages), shown)
+
+    def strong_label(messages: list[BaseMessage]) -> str:
+        text = _last_human(messages)
+        if not text.startswith("Message:"):
+            return best_label(text, labels.labels) or labels.labels[0]
+        label = text.partition("Label:")[2].strip().splitlines()[0]
+        rule = f"The message is about {label.replace('_', ' ')}."
+        steps = [f"Answer with the label {label}"]
+        return json.dumps({"title": label, "applies_when": rule, "steps": steps})
+
+    weak = ScriptedChatModel(
+        respond=lambda messages: weak_label(messages) or labels.labels[0],
+        logprob=lambda messages, reply: -0.05 if weak_label(messages) else -1.5,
+        model_name="weak-labels",
+    )
+    strong = ScriptedChatModel(respond=strong_label, model_name="strong-labels")
     return weak, strong, BagOfWordsEmbeddings()
 
 

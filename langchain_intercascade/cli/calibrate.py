@@ -13,16 +13,19 @@ from langchain_intercascade.calibration import collect_confidences
 from langchain_intercascade.cli.shared import (
     ConfigOpt,
     FakeOpt,
+    LabelKeyOpt,
+    LabelsOpt,
     StrongOpt,
+    TextKeyOpt,
     WeakOpt,
+    _examples,
     _fail,
+    _label_set,
     _messages,
     _open,
     _settings,
     console,
 )
-from langchain_intercascade.evaluation import load_examples
-from langchain_intercascade.evaluation.data import DataFormat
 
 
 def calibrate(
@@ -32,7 +35,7 @@ def calibrate(
             exists=True,
             dir_okay=False,
             metavar="DATA",
-            help="Labelled questions: JSONL (see --format).",
+            help="Labelled questions: JSONL (see --format), or CSV/JSONL messages with --labels.",
         ),
     ],
     output: Annotated[
@@ -80,6 +83,9 @@ def calibrate(
             "left unchanged).",
         ),
     ] = None,
+    labels: LabelsOpt = None,
+    text_key: TextKeyOpt = "text",
+    label_key: LabelKeyOpt = "label",
 ) -> None:
     """Calibrate the acceptance threshold on labelled questions and save it.
 
@@ -93,23 +99,24 @@ def calibrate(
 
     Example: intercascade calibrate --fake labelled.jsonl --output calibration.json
     """
-    _check_choice("--format", data_format, get_args(DataFormat))
     _check_choice("--answer-kind", answer_kind, get_args(AnswerKind))
     for name, value in (("--alpha", alpha), ("--delta", delta)):
         if not 0.0 < value < 1.0:
             raise _fail(f"{name} must lie strictly between 0 and 1, got {value}")
-    try:
-        examples = load_examples(data, cast(DataFormat, data_format))[:limit]
-    except ValueError as exc:
-        raise _fail(str(exc)) from exc
+    settings = _settings(config, weak=weak, strong=strong, fake=fake, bank=bank, labels=labels)
+    label_set = _label_set(settings)
+    examples = _examples(data, data_format, label_set, text_key=text_key, label_key=label_key)[
+        :limit
+    ]
     if not examples:
         raise _fail(f"{data} holds no questions")
-    cascade = _open(_settings(config, weak=weak, strong=strong, fake=fake, bank=bank))
+    grade = label_set.grade if label_set is not None else make_grader(cast(AnswerKind, answer_kind))
+    cascade = _open(settings)
     with console.status(f"calibrating on {len(examples)} questions (weak model and judge)..."):
         collected = collect_confidences(
             cascade.graph,
             [(_messages(e.question, system), e.answer) for e in examples],
-            make_grader(cast(AnswerKind, answer_kind)),
+            grade,
             # One at a time: a llama.cpp model is not thread-safe.
             config={"max_concurrency": 1, "run_name": "calibration"},
         )

@@ -11,10 +11,15 @@ from langchain_intercascade.cli.shared import (
     FLAG,
     ConfigOpt,
     FakeOpt,
+    LabelKeyOpt,
+    LabelsOpt,
     StrongOpt,
+    TextKeyOpt,
     ThresholdOpt,
     WeakOpt,
+    _examples,
     _fail,
+    _label_set,
     _settings,
     console,
 )
@@ -23,7 +28,13 @@ from langchain_intercascade.settings import ConfigurationError
 
 def evaluate(
     data: Annotated[
-        Path, typer.Argument(exists=True, dir_okay=False, metavar="DATA", help="The data set.")
+        Path,
+        typer.Argument(
+            exists=True,
+            dir_okay=False,
+            metavar="DATA",
+            help="The data set (see --format), or CSV/JSONL messages with --labels.",
+        ),
     ],
     data_format: Annotated[
         str,
@@ -73,6 +84,16 @@ def evaluate(
             "on them for --alpha and --delta, instead of --threshold.",
         ),
     ] = 0,
+    calibrate_on: Annotated[
+        Path | None,
+        typer.Option(
+            exists=True,
+            dir_okay=False,
+            metavar="FILE",
+            help="Calibrate the threshold on this file's questions (same form as DATA, e.g. a "
+            "training split) for --alpha and --delta, instead of --threshold.",
+        ),
+    ] = None,
     alpha: Annotated[
         float,
         typer.Option(
@@ -91,6 +112,9 @@ def evaluate(
             help="Calibration: the bound's failure probability.",
         ),
     ] = 0.1,
+    labels: LabelsOpt = None,
+    text_key: TextKeyOpt = "text",
+    label_key: LabelKeyOpt = "label",
 ) -> None:
     """Compare weak only, strong only, a standard cascade and Inter-Cascade on a data set.
 
@@ -99,16 +123,34 @@ def evaluate(
 
     Example: intercascade eval --fake questions.jsonl --limit 20 --output-dir results/
     """
-    if calibrate and threshold is not None:
-        raise _fail("pass --threshold or --calibrate, not both")
+    given = [
+        name
+        for name, on in [
+            ("--threshold", threshold is not None),
+            ("--calibrate", calibrate),
+            ("--calibrate-on", calibrate_on),
+        ]
+        if on
+    ]
+    if len(given) > 1:
+        raise _fail(f"pass one of --threshold, --calibrate and --calibrate-on, not {given}")
     from langchain_intercascade.evaluation import EvaluationConfig, run_evaluation
 
-    settings = _settings(config, weak=weak, strong=strong, fake=fake, threshold=threshold)
+    settings = _settings(
+        config, weak=weak, strong=strong, fake=fake, threshold=threshold, labels=labels
+    )
+    label_set = _label_set(settings)
+    keys = {"text_key": text_key, "label_key": label_key}
+    examples = _examples(data, data_format, label_set, **keys)
+    calibration_set = (
+        None if calibrate_on is None else _examples(calibrate_on, data_format, label_set, **keys)
+    )
     try:
         eval_config = EvaluationConfig.model_validate(
             {
                 "data_path": data,
                 "data_format": data_format,
+                "labels": label_set,
                 "answer_kind": answer_kind,
                 "limit": limit,
                 "seed": seed,
@@ -131,7 +173,12 @@ def evaluate(
             weak_model, strong_model = settings.models()
             embeddings = settings.embeddings()
         result = run_evaluation(
-            eval_config, weak=weak_model, strong=strong_model, embeddings=embeddings
+            eval_config,
+            weak=weak_model,
+            strong=strong_model,
+            embeddings=embeddings,
+            examples=examples,
+            calibration_set=calibration_set,
         )
     except (ConfigurationError, ValueError) as exc:
         raise _fail(str(exc)) from exc

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, cast, get_args
 
 import typer
 from rich.console import Console
 
+from langchain_intercascade.evaluation.data import DataFormat
 from langchain_intercascade.server import Cascade
 from langchain_intercascade.settings import CascadeSettings, ConfigurationError
+
+if TYPE_CHECKING:
+    from langchain_intercascade.evaluation import Example
+    from langchain_intercascade.labels import LabelSet
 
 # soft_wrap: a message is one line however long its paths are (greppable, copyable).
 console = Console(stderr=True, soft_wrap=True)
@@ -25,7 +30,7 @@ ConfigOpt = Annotated[
         dir_okay=False,
         metavar="FILE",
         help="JSON settings file (fields: weak_model, strong_model, fake, bank_dir, "
-        "calibration, max_tokens and the text-form cascade options, e.g. threshold, k).",
+        "calibration, labels, max_tokens and the text-form cascade options, e.g. threshold, k).",
     ),
 ]
 WeakOpt = Annotated[
@@ -69,6 +74,23 @@ CalibrationOpt = Annotated[
         help="The threshold calibrated by `intercascade calibrate` (instead of --threshold).",
     ),
 ]
+LabelsOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--labels",
+        exists=True,
+        dir_okay=False,
+        metavar="FILE",
+        help="A label task's labels (a JSON list or one per line): DATA is then CSV or JSONL "
+        "messages with --text-key and --label-key, answered and graded as labels.",
+    ),
+]
+TextKeyOpt = Annotated[
+    str, typer.Option(metavar="KEY", help="With --labels: the message's column.")
+]
+LabelKeyOpt = Annotated[
+    str, typer.Option(metavar="KEY", help="With --labels: the gold label's column.")
+]
 NamespaceOpt = Annotated[
     str | None,
     typer.Option(metavar="NAME", help="Only this bank namespace (default: all)."),
@@ -89,6 +111,7 @@ def _resolve_settings(
     bank: Path | None = None,
     threshold: float | None = None,
     calibration: Path | None = None,
+    labels: Path | None = None,
 ) -> CascadeSettings:
     """Settings from the file, then the environment, then the flags given.
 
@@ -102,6 +125,7 @@ def _resolve_settings(
         "bank_dir": bank,
         "threshold": threshold,
         "calibration": calibration,
+        "labels": labels,
     }
     try:
         # Each source is read whole, so its calibration file becomes its threshold,
@@ -125,6 +149,38 @@ def _settings(config: Path | None, **flags: Any) -> CascadeSettings:
     """:func:`_resolve_settings`, failing the command on invalid settings."""
     try:
         return _resolve_settings(config, **flags)
+    except ConfigurationError as exc:
+        raise _fail(str(exc)) from exc
+
+
+def _examples(
+    data: Path,
+    data_format: str,
+    label_set: LabelSet | None,
+    *,
+    text_key: str = "text",
+    label_key: str = "label",
+) -> list[Example]:
+    """The questions in ``data``: labelled messages for a label task, else ``data_format``'s."""
+    from langchain_intercascade.evaluation import load_examples
+    from langchain_intercascade.labels import load_labelled
+
+    try:
+        if label_set is not None:
+            return load_labelled(data, label_set, text_key=text_key, label_key=label_key)
+        if data_format not in get_args(DataFormat):
+            raise ValueError(
+                f"--format must be one of {', '.join(get_args(DataFormat))}, got {data_format!r}"
+            )
+        return load_examples(data, cast(DataFormat, data_format))
+    except (OSError, ValueError) as exc:
+        raise _fail(str(exc)) from exc
+
+
+def _label_set(settings: CascadeSettings) -> LabelSet | None:
+    """The settings' label task, failing the command on an unreadable label file."""
+    try:
+        return settings.label_set()
     except ConfigurationError as exc:
         raise _fail(str(exc)) from exc
 

@@ -59,7 +59,8 @@ class EvaluationConfig(BaseModel):
         calibration_examples: Hold this many questions out of the head of the
             ordered stream and set the threshold from them instead, with
             :func:`calibrate_threshold` on the standard cascade's weak answers
-            (weak model and judge only). 0 uses ``options.threshold`` as given.
+            (weak model and judge only). 0 uses ``options.threshold`` as given,
+            unless :func:`run_evaluation` gets a separate ``calibration_set``.
         alpha: The calibration's target error rate among accepted answers.
         delta: The calibration's failure probability.
         system_prompt: A system message put before every question (None: none).
@@ -145,10 +146,13 @@ class QueryRecord(BaseModel):
         weak_correct: Whether the weak model's reply is right, accepted or not.
         route: ``"weak"`` or ``"strong"``: which model's answer was returned.
         confidence: The judge's confidence in the weak reply (cascades only).
+        strong_confidence: The strong judge's confidence in a strong answer
+            (cascades with a ``strong_judge`` only).
         judge_details: The judge's sub-scores (cascades only).
         strategies_shown: How many strategies the weak model saw.
         strategy_scores: Their similarity scores.
         strategy_ids: Their ids in the bank.
+        strategy_titles: Their titles (a label task's: the labels they name).
         bank_size: Strategies in the bank after the question.
         new_strategy: The strategy distilled from this question, as text.
         new_strategy_id: Its id in the bank.
@@ -170,10 +174,12 @@ class QueryRecord(BaseModel):
     weak_correct: bool | None = None
     route: Literal["weak", "strong"]
     confidence: float | None = None
+    strong_confidence: float | None = None
     judge_details: dict[str, float] = Field(default_factory=dict)
     strategies_shown: int = 0
     strategy_scores: list[float] = Field(default_factory=list)
     strategy_ids: list[str] = Field(default_factory=list)
+    strategy_titles: list[str] = Field(default_factory=list)
     bank_size: int = 0
     new_strategy: str | None = None
     new_strategy_id: str | None = None

@@ -174,7 +174,9 @@ class _Runner:
         self, name: ConfigName, example: Example, run_config: RunnableConfig
     ) -> dict[str, Any]:
         model = self.weak if name == "weak" else self.strong
-        reply = model.invoke(_messages(self.config, example), run_config)
+        # The cascades' nodes add the task's system message (a label list) themselves.
+        prompt = self.config.options.prompts.with_task(_messages(self.config, example))
+        reply = model.invoke(prompt, run_config)
         assert isinstance(reply, AIMessage)
         fields: dict[str, Any] = {
             "reply": reply.text,
@@ -202,10 +204,12 @@ class _Runner:
             "weak_reply": weak_reply,
             "weak_correct": weak_reply is not None and self.grade(weak_reply, example.answer),
             "confidence": turn.confidence,
+            "strong_confidence": turn.strong_confidence,
             "judge_details": turn.judge_details,
             "strategies_shown": len(turn.strategies),
             "strategy_scores": [s.score for s in turn.strategies],
             "strategy_ids": [s.record.id for s in turn.strategies],
+            "strategy_titles": [s.record.strategy.title for s in turn.strategies],
             "bank_size": len(self.bank) if name == "intercascade" else 0,
             "new_strategy": new.text if new is not None else None,
             "new_strategy_id": new.id if new is not None else None,
@@ -223,6 +227,7 @@ def run_evaluation(
     examples: Sequence[Example] | None = None,
     extractor: AnswerExtractor | None = None,
     bank: StrategyBank | None = None,
+    calibration_set: Sequence[Example] | None = None,
 ) -> EvaluationResult:
     """Run the configured configurations on one stream and measure them.
 
@@ -243,13 +248,17 @@ def run_evaluation(
             ordered and cut by :func:`order_examples`.
         extractor: Reads answers from replies; None uses ``config.answer_kind``'s.
         bank: Inter-Cascade's bank, e.g. pre-filled; None starts an empty one.
+        calibration_set: Labelled questions kept apart from the stream (e.g. a
+            training split) to calibrate the threshold on, instead of
+            ``config.calibration_examples`` held out of the stream's head.
 
     Returns:
         The result.
 
     Raises:
-        ValueError: If neither ``examples`` nor ``config.data_path`` is given, or
-            ``config.calibration_examples`` leaves no question to evaluate.
+        ValueError: If neither ``examples`` nor ``config.data_path`` is given,
+            ``config.calibration_examples`` leaves no question to evaluate, or
+            both it and ``calibration_set`` are given.
 
     Example:
         A weak model that is wrong and unsure, so the cascade defers to the
@@ -290,13 +299,17 @@ def run_evaluation(
             "give them distinguishing parameters (e.g. model name) or set cache_path=None"
         )
     held_out = config.calibration_examples
+    if held_out and calibration_set is not None:
+        raise ValueError("give calibration_set or config.calibration_examples, not both")
     ordered = order_examples(
         examples,
         seed=config.seed,
         shuffle=config.shuffle,
         limit=None if config.limit is None else held_out + config.limit,
     )
-    calibration_set, stream = ordered[:held_out], ordered[held_out:]
+    if calibration_set is None:
+        calibration_set = ordered[:held_out]
+    stream = ordered[held_out:]
     if not stream:
         raise ValueError(
             f"no questions left to evaluate: the data set has {len(ordered)} and "

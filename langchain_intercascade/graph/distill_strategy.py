@@ -16,7 +16,7 @@ from __future__ import annotations
 from contextlib import suppress
 from typing import Any
 
-from langchain_core.messages import AIMessage
+from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.runnables import RunnableConfig
 
 from langchain_intercascade.costs import Usage, record_usage
@@ -54,10 +54,14 @@ class DistillStrategy:
     def __init__(self, context: CascadeContext) -> None:
         self.context = context
 
-    def _prompt(self, state: InterCascadeState) -> Any:
-        return self.context.options.prompts.distill.invoke(
+    def _prompt(self, state: InterCascadeState) -> list[BaseMessage]:
+        prompts = self.context.options.prompts
+        value = prompts.distill.invoke(
             {"question": state.get("query", ""), "solution": state.get("answer", "")}
         )
+        # After the task's constant system message, as in the answer prompts, so the
+        # strong model's prompt cache keeps it across answer and distillation.
+        return prompts.with_task(value.to_messages())
 
     def _record(
         self, state: InterCascadeState, config: RunnableConfig, strategy: Strategy

@@ -16,7 +16,7 @@ from langchain_intercascade.cli import app
 from langchain_intercascade.cli import doctor as doctor_module
 from langchain_intercascade.demo import DemoProblem
 from langchain_intercascade.server import CascadeSettings
-from langchain_intercascade.testing import fake_models
+from langchain_intercascade.testing import SUPPORT_LABELS, SUPPORT_TICKETS, fake_models
 
 FIRST = "Sam has 3 boxes with 4 pens in each box. How many pens does Sam have?"
 RELATED = "Ana has 5 boxes with 6 pens in each box. How many pens does Ana have?"
@@ -149,7 +149,58 @@ def test_eval_calibrates_the_threshold_on_held_out_questions(tmp_path: Path) -> 
     assert saved["config"]["options"]["threshold"] == saved["calibration"]
     assert [r["position"] for r in saved["records"]["cascade"]] == [0, 1, 2, 3]
     both = runner.invoke(app, [*args, "--calibrate", "12", "--threshold", "0.5"])
-    assert both.exit_code == 2 and "--threshold or --calibrate, not both" in both.output
+    assert both.exit_code == 2 and "pass one of --threshold, --calibrate and" in both.output
+
+
+def _support_desk(tmp_path: Path, repeats: int) -> tuple[Path, Path]:
+    """A label file and a CSV of SUPPORT_TICKETS repeated, in Banking77's columns."""
+    labels = tmp_path / "labels.json"
+    labels.write_text(json.dumps(list(SUPPORT_LABELS.labels)))
+    data = tmp_path / "tickets.csv"
+    rows = [f'"{text}",{label.upper()}' for text, label in SUPPORT_TICKETS * repeats]
+    data.write_text("\n".join(["message,category", *rows]) + "\n")
+    return labels, data
+
+
+def test_eval_runs_a_label_task_from_csv(tmp_path: Path) -> None:
+    labels, data = _support_desk(tmp_path, 2)
+    keys = ["--labels", str(labels), "--text-key", "message", "--label-key", "category"]
+    args = ["eval", "--fake", str(data), *keys, "--no-shuffle", "--threshold", "0.5"]
+    _ok(*args, "--configuration", "intercascade", "--output-dir", str(tmp_path / "res"))
+    saved = json.loads((tmp_path / "res" / "results.json").read_text())
+    records = saved["records"]["intercascade"]
+    assert [r["predicted"] for r in records] == [label for _, label in SUPPORT_TICKETS * 2]
+    assert [r["route"] for r in records] == ["strong"] * 4 + ["weak"] * 4
+    missing = runner.invoke(app, ["eval", "--fake", str(data), "--labels", str(labels)])
+    assert missing.exit_code == 2 and "missing column 'text'" in missing.output
+
+
+def test_eval_calibrates_a_label_task_on_a_separate_file(tmp_path: Path) -> None:
+    labels, data = _support_desk(tmp_path, 1)
+    (tmp_path / "train").mkdir()
+    _, train = _support_desk(tmp_path / "train", 3)
+    keys = ["--labels", str(labels), "--text-key", "message", "--label-key", "category"]
+    args = ["eval", "--fake", str(data), *keys, "--configuration", "cascade"]
+    out = _ok(*args, "--calibrate-on", str(train), "--output-dir", str(tmp_path / "res"))
+    saved = json.loads((tmp_path / "res" / "results.json").read_text())
+    assert saved["calibration"]["n_samples"] == 12 and len(saved["records"]["cascade"]) == 4
+    assert "Threshold calibrated on 12" in out
+
+
+def test_calibrate_grades_label_answers(tmp_path: Path) -> None:
+    labels, data = _support_desk(tmp_path, 3)
+    out = _ok(
+        "calibrate", "--fake", str(data), "--labels", str(labels), "--text-key", "message",
+        "--label-key", "category", "--output", str(tmp_path / "cal.json"),
+    )  # fmt: skip
+    # Unaided, the scripted weak model answers the first label: right on a quarter.
+    assert "weak model: 3 of 12 right (25%)" in out
+    bad = tmp_path / "labels.txt"
+    bad.write_text("card_arrival\n")
+    wrong = runner.invoke(app, ["calibrate", "--fake", str(data), "--labels", str(bad),
+                                "--text-key", "message", "--label-key", "category",
+                                "--output", str(tmp_path / "x.json")])  # fmt: skip
+    assert wrong.exit_code == 2 and "is not in the label set" in wrong.output
 
 
 def test_bank_commands_round_trip(tmp_path: Path) -> None:
