@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
 from langchain_core.messages import BaseMessage, SystemMessage
 from langchain_core.prompts import ChatPromptTemplate, MessagesPlaceholder
@@ -88,6 +88,15 @@ Labels:
 Classify the user's message: reply with exactly one label from the list above, \
 written as listed, and nothing else."""
 
+LABEL_STRATEGY_SECTION = """\
+<reference_strategies>
+These are hints: labels given to similar earlier messages, each with when it applies.
+Use one only if it fits the user's message.
+
+{strategies}
+</reference_strategies>
+Reply with exactly one label from the list, written as listed, and nothing else."""
+
 LABEL_DISTILL_SYSTEM = (
     """\
 You write when a label applies to a customer message, as a rule for other \
@@ -116,7 +125,11 @@ class CascadePrompts(BaseModel):
             same for every query, so a provider's or llama.cpp's prompt cache
             reuses it. None adds none.
         strategy_section: Wraps the retrieved strategies (``{strategies}``) into the
-            system message shown to the weak model.
+            hint section shown to the weak model.
+        strategy_placement: Where the hint section goes: ``"system"``, a system
+            message after the leading ones; ``"user"``, after the text of the
+            last user message (small models keep a reply's form better when
+            the instruction comes last in the user's turn).
         strategy_item: Renders one strategy (``{index}``, ``{text}``, ``{score}``).
         distill: Turns the strong model's solution into a strategy; variables
             ``question`` and ``solution``.
@@ -136,6 +149,7 @@ class CascadePrompts(BaseModel):
     task_system: str | None = None
     strategy_section: str = STRATEGY_SECTION
     strategy_item: str = STRATEGY_ITEM
+    strategy_placement: Literal["system", "user"] = "system"
     distill: ChatPromptTemplate = Field(
         default_factory=lambda: ChatPromptTemplate.from_messages(
             [("system", DISTILL_SYSTEM), ("human", DISTILL_HUMAN)]
@@ -157,7 +171,8 @@ class CascadePrompts(BaseModel):
 
         The label list is the constant :attr:`task_system` message, first in both
         models' prompts, so a long list is processed once and reused from the
-        prompt cache. The distillation asks for the strong model's label as the
+        prompt cache; the hint section shows the labels of similar past
+        messages and restates the reply's form. The distillation asks for the strong model's label as the
         strategy's title and one sentence on when it applies.
 
         Args:
@@ -180,6 +195,10 @@ class CascadePrompts(BaseModel):
         )
         values: dict[str, Any] = {
             "task_system": LABEL_TASK.format(labels="\n".join(labels)),
+            # In the user's turn, the reply's form restated last: the 0.5B model
+            # answered hints in a system message with prose instead of a label.
+            "strategy_section": LABEL_STRATEGY_SECTION,
+            "strategy_placement": "user",
             "distill": distill,
         }
         return cls(**{**values, **fields})
@@ -208,7 +227,7 @@ class CascadePrompts(BaseModel):
         )
         opening = self.strategy_section.partition("{strategies}")[0].strip()
         for message in messages:
-            if isinstance(message, SystemMessage) and opening and opening in message.text:
+            if opening and opening in message.text:
                 return [m.group(1).strip() for m in item.finditer(message.text)]
         return []
 

@@ -42,7 +42,6 @@ from pydantic import Field
 from typing_extensions import override
 
 from langchain_intercascade.labels import LabelSet
-from langchain_intercascade.prompts import CascadePrompts
 
 Responder = Callable[[list[BaseMessage]], "str | AIMessage"]
 LogprobFn = Callable[[list[BaseMessage], str], "float | None"]
@@ -383,7 +382,7 @@ def fake_label_models(
         assert weak.invoke(ticket).text == "card_arrival"  # unaided: the first label
         ```
     """
-    prompts = CascadePrompts()
+    prompts = labels.prompts()
 
     def best_label(text: str, candidates: Sequence[str]) -> str | None:
         words = set(_WORD.findall(text.lower()))
@@ -393,7 +392,9 @@ def fake_label_models(
 
     def weak_label(messages: list[BaseMessage]) -> str | None:
         shown = [t for t in map(labels.extract, prompts.shown_titles(messages)) if t]
-        return best_label(_last_human(messages), shown)
+        # The hint section follows the message in its turn (a label task's placement).
+        message = _last_human(messages).partition("<reference_strategies>")[0]
+        return best_label(message, shown)
 
     def strong_label(messages: list[BaseMessage]) -> str:
         text = _last_human(messages)

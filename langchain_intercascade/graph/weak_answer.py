@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, cast
 
-from langchain_core.messages import AIMessage, BaseMessage, SystemMessage
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 from langchain_core.runnables import RunnableConfig
 
 from langchain_intercascade.costs import record_usage
@@ -34,7 +34,14 @@ def weak_prompt(context: CascadeContext, state: InterCascadeState) -> list[BaseM
     strategies = state.get("strategies") or []
     if not strategies:
         return messages
-    hints = SystemMessage(prompts.format_strategies(strategies))
+    section = prompts.format_strategies(strategies)
+    if prompts.strategy_placement == "user":
+        last = max((i for i, m in enumerate(messages) if isinstance(m, HumanMessage)), default=None)
+        if last is not None:
+            turn = messages[last]
+            shown = HumanMessage(f"{turn.text}\n\n{section}", id=turn.id)
+            return [*messages[:last], shown, *messages[last + 1 :]]
+    hints = SystemMessage(section)
     lead = 0
     while lead < len(messages) and isinstance(messages[lead], SystemMessage):
         lead += 1

@@ -33,7 +33,8 @@ class LabelAgreementJudge(BaseJudge):
         judge: The base judge; None uses :class:`LogprobJudge` (the label's
             normalized token probability).
         weight: The agreement's share of the confidence, in [0, 1].
-        prompts: The prompts whose hint section is read back (the cascade's).
+        prompts: The prompts whose hint section is read back (the cascade's);
+            None: the label task's own.
 
     Raises:
         ValueError: If ``weight`` is outside [0, 1].
@@ -64,7 +65,7 @@ class LabelAgreementJudge(BaseJudge):
         self.labels = labels
         self.base = LogprobJudge() if judge is None else as_judge(judge)
         self.weight = float(weight)
-        self.prompts = prompts or CascadePrompts()
+        self.prompts = prompts or labels.prompts()
 
     @override
     def prepare(self, model: ChatModel) -> ChatModel:

@@ -106,6 +106,20 @@ def test_the_label_list_comes_first_in_both_models_prompts() -> None:
         assert isinstance(call[0], SystemMessage) and call[0].text == task
 
 
+def test_label_hints_follow_the_message_in_the_users_turn() -> None:
+    weak, strong, embeddings = fake_label_models()
+    cascade = create_intercascade(
+        weak, strong, bank=StrategyBank(embeddings), options=LABELS.options(threshold=0.5)
+    )
+    ticket = SUPPORT_TICKETS[0][0]
+    cascade.invoke(ticket)
+    cascade.invoke(ticket)
+    system, turn = weak.calls[-1]
+    assert system.text == LABELS.prompts().task_system  # the cached prefix, unchanged
+    assert turn.text.startswith(ticket) and "[Strategy 1] card_arrival" in turn.text
+    assert turn.text.endswith("written as listed, and nothing else.")
+
+
 def test_a_recurring_intent_is_distilled_once_and_then_answered_weak() -> None:
     weak, strong, embeddings = fake_label_models()
     bank = StrategyBank(embeddings)
