@@ -172,8 +172,9 @@ class CascadePrompts(BaseModel):
         The label list is the constant :attr:`task_system` message, first in both
         models' prompts, so a long list is processed once and reused from the
         prompt cache; the hint section shows the labels of similar past
-        messages and restates the reply's form. The distillation asks for the strong model's label as the
-        strategy's title and one sentence on when it applies.
+        messages and restates the reply's form. The distillation asks for the
+        strong model's label as the strategy's title and one sentence on when it
+        applies.
 
         Args:
             labels: The labels, in the order to list them.

@@ -16,7 +16,12 @@ from langchain_intercascade.cli import app
 from langchain_intercascade.cli import doctor as doctor_module
 from langchain_intercascade.demo import DemoProblem
 from langchain_intercascade.server import CascadeSettings
-from langchain_intercascade.testing import SUPPORT_LABELS, SUPPORT_TICKETS, fake_models
+from langchain_intercascade.testing import (
+    SUPPORT_LABELS,
+    SUPPORT_TICKETS,
+    fake_label_models,
+    fake_models,
+)
 
 FIRST = "Sam has 3 boxes with 4 pens in each box. How many pens does Sam have?"
 RELATED = "Ana has 5 boxes with 6 pens in each box. How many pens does Ana have?"
@@ -447,12 +452,11 @@ def scripted_problems(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("langchain_intercascade.demo.demo_problems", equal_groups_problems)
 
 
-@pytest.fixture
-def scripted_demo(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, scripted_problems: None
+def _scripted_models(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, world: tuple[Any, Any, Any]
 ) -> list[str]:
-    """The demo's models and embeddings replaced by the scripted world."""
-    weak, strong, embeddings = fake_models()
+    """The demo's models and embeddings replaced by a scripted world."""
+    weak, strong, embeddings = world
     models = {"weak.gguf": weak, "strong.gguf": strong}
     for name in models:
         (tmp_path / name).write_bytes(b"GGUF")
@@ -470,14 +474,63 @@ def scripted_demo(
     ]
 
 
+@pytest.fixture
+def scripted_demo(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, scripted_problems: None
+) -> list[str]:
+    """The math demo on the scripted world."""
+    return [*_scripted_models(tmp_path, monkeypatch, fake_models()), "--task", "math"]
+
+
+@pytest.fixture
+def scripted_support_demo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The default demo, support tickets, on the scripted support desk over its labels."""
+    from langchain_intercascade.demo import support_task
+
+    labels = support_task().labels
+    assert labels is not None
+    return _scripted_models(tmp_path, monkeypatch, fake_label_models(labels))
+
+
+def test_demo_triages_support_tickets_by_default(scripted_support_demo: list[str]) -> None:
+    out = _ok(*scripted_support_demo)
+    lines = out.split("\n1. ")[1]
+    # Each ticket's line comes with the running strong-call counts of both cascades.
+    assert "strong calls so far: Inter-Cascade 1, standard cascade 1" in lines.split("\n2. ")[0]
+    summary = out.split("Summary over 24 problems")[1]
+    calls = re.search(r"strong calls: Inter-Cascade (\d+), standard cascade (\d+)", summary)
+    assert calls is not None and int(calls.group(1)) < int(calls.group(2))
+    # The scripted weak model copies a shown label that shares a word, right or not.
+    assert "the strategies saved strong calls but cost 5 right answers" in summary
+
+
+def test_the_demo_table_fits_80_columns(
+    scripted_support_demo: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "80")
+    out = _ok(*scripted_support_demo)
+    table = out.split("Inter-Cascade demo: support")[1].split("Summary over")[0]
+    rows = [line for line in table.splitlines() if re.match(r"^\s*\d+\s", line)]
+    assert len(rows) == 24  # one line per ticket: no cell wrapped
+    assert max(len(line) for line in table.splitlines()) <= 80
+
+
 def test_demo_shows_bracketed_text_and_final_numbers(scripted_demo: list[str]) -> None:
     out = _ok(*scripted_demo, "--limit", "1", "--threshold", "0.5")
     assert "strategies=[none]" in out  # Rich took "[none]" for markup and dropped it
+    assert "new=Total from equal groups" in out
     # The table shows the final number of "Multiply the groups ...: the total is 12."
-    [row] = [line for line in out.splitlines() if line.startswith("│ 1 ")]
-    assert [cell.strip() for cell in row.split("│")[1:-1]] == [
-        "1", "strong", "0.22", "-", "Total from equal groups", "12", "yes",
-    ]  # fmt: skip
+    table = out.split("Inter-Cascade demo: math")[1]
+    [row] = [line for line in table.splitlines() if re.match(r"^\s*1\s", line)]
+    assert re.split(r"\s{2,}", row.strip()) == [
+        "1",
+        "strong",
+        "0.22",
+        "-",
+        "12",
+        "yes",
+        "strong yes",
+    ]
 
 
 def test_demo_sums_up_against_a_standard_cascade_on_the_same_problems(
@@ -489,16 +542,19 @@ def test_demo_sums_up_against_a_standard_cascade_on_the_same_problems(
     assert "weak answers accepted: Inter-Cascade 5, standard cascade 0" in out
     assert "strong calls: Inter-Cascade 1, standard cascade 6 (5 strong calls saved)" in out
     assert "right answers: Inter-Cascade 6/6, standard cascade 6/6" in out
+    assert "saved strong calls at equal or better accuracy" in out
     assert "standard cascade: route=strong" in out.split("\n3. ")[1].split("\n4. ")[0]
 
 
 def test_the_standard_cascade_asks_the_strong_model_only_what_intercascade_did_not(
     weak, strong, bank, scripted_problems
 ) -> None:
-    from langchain_intercascade.demo import DemoSummary, run_demo
+    from langchain_intercascade.demo import DemoSummary, math_task, run_demo
 
     stages: list[str] = []
-    rows = list(run_demo(weak, strong, bank, threshold=0.5, on_stage=stages.append))
+    rows = list(
+        run_demo(weak, strong, bank, task=math_task(), threshold=0.5, on_stage=stages.append)
+    )
     summary = DemoSummary.of(rows)
     assert (summary.strong_calls, summary.standard_strong_calls) == (1, 6)
     # 1 answer and 1 distillation for Inter-Cascade; 5 answers for the standard cascade.
