@@ -41,6 +41,7 @@ Records = dict[str, list[QueryRecord]]
 Metric = Callable[[QueryRecord], float]
 
 WINDOW = 50
+_TRUST: dict[str, dict[str, Any]] = {}  # each run folder's strong_trust.json
 
 
 def _runs(root: Path) -> dict[str, dict[int, Records]]:
@@ -57,6 +58,10 @@ def _runs(root: Path) -> dict[str, dict[int, Records]]:
             print(f"skipping {log.parent}: unfinished ({sizes})")
             continue
         runs.setdefault(log.parent.parent.name, {})[seed] = records
+        trust = log.parent / "strong_trust.json"
+        _TRUST[str(log.parent)] = {
+            "trust": json.loads(trust.read_text()) if trust.is_file() else None
+        }
     return runs
 
 
@@ -185,7 +190,28 @@ def _report(seeds: dict[int, Records], labels: LabelSet) -> dict[str, Any]:
                 else None,
                 "untrusted_skipped": sum(r.distill_skipped == "untrusted" for r in pooled[name]),
             }
-    return {"seeds": sorted(seeds), "halves": halves, "banks": banks}
+    return {"seeds": sorted(seeds), "halves": halves, "banks": banks, "teacher": _teacher(seeds)}
+
+
+def _teacher(seeds: dict[int, Records]) -> dict[str, Any]:
+    """How right the strong labels taught were, and whether its confidence says which."""
+    taught = [
+        r for s in seeds.values() for r in s["intercascade"] if r.strong_confidence is not None
+    ]
+    quality = reliability([r.strong_confidence or 0.0 for r in taught], [r.correct for r in taught])
+    out: dict[str, Any] = {
+        "strong_answers": len(taught),
+        "right": float(np.mean([r.correct for r in taught])) if taught else None,
+        "confidence_auroc": quality.auroc,
+    }
+    trust = [t for t in (s.get("trust") for s in _TRUST.values()) if t is not None]
+    if trust:
+        threshold = min(trust[0]["threshold"], 1.0)
+        kept = [r for r in taught if (r.strong_confidence or 0.0) >= threshold]
+        out["trust_threshold"] = trust[0]["threshold"]
+        out["trusted_share"] = len(kept) / len(taught) if taught else None
+        out["trusted_right"] = float(np.mean([r.correct for r in kept])) if kept else None
+    return out
 
 
 def _plot(seeds: dict[int, Records], path: Path, title: str) -> None:
@@ -278,6 +304,20 @@ def _print(name: str, report: dict[str, Any]) -> None:
         )
 
 
+def _print_teacher(t: dict[str, Any]) -> None:
+    auroc = "-" if t["confidence_auroc"] is None else f"{t['confidence_auroc']:.3f}"
+    line = (
+        f"teacher: {t['strong_answers']} strong answers, {_pct(t['right'])}% right; "
+        f"its label probability's AUROC {auroc}"
+    )
+    if "trust_threshold" in t:
+        line += (
+            f"; at its trust threshold {t['trust_threshold']:.3f}: {_pct(t['trusted_share'])}% "
+            f"trusted, {_pct(t['trusted_right'])}% of them right"
+        )
+    print(line)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("results", type=Path)
@@ -289,6 +329,7 @@ def main() -> None:
     for embeddings, seeds in _runs(args.results).items():
         reports[embeddings] = _report(seeds, labels)
         _print(embeddings, reports[embeddings])
+        _print_teacher(reports[embeddings]["teacher"])
         png = args.results / f"{embeddings}-learning.png"
         _plot(seeds, png, f"Banking77 stream, {embeddings} embeddings, seeds {sorted(seeds)}")
         print(f"plot: {png}")

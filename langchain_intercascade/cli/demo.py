@@ -117,9 +117,7 @@ def demo(
         ("#", 2, 2), ("route", 6, 6), ("conf", 4, 4), ("top strategy", 8, 18),
         ("answer", 8, 20), ("ok", 3, 3), ("standard", 10, 10),
     ):  # fmt: skip
-        table.add_column(
-            column, no_wrap=True, overflow="ellipsis", min_width=low, max_width=high
-        )
+        table.add_column(column, no_wrap=True, overflow="ellipsis", min_width=low, max_width=high)
     rows: list[DemoRow] = []
     total = len(stream.problems[:limit])
     progress = Progress(
