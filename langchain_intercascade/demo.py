@@ -163,8 +163,7 @@ class DemoTask(BaseModel):
     def grade(self, text: str, answer: int | str) -> tuple[str | None, bool]:
         """The answer read from ``text``, and whether it is right."""
         if self.labels is not None:
-            label = self.labels.extract(text)
-            return label, label is not None and label == self.labels.canonical(str(answer))
+            return self.labels.extract(text), self.labels.grade(text, str(answer))
         predicted = extract_number(text)
         return predicted, predicted is not None and numbers_equal(predicted, str(answer))
 
