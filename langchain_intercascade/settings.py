@@ -28,7 +28,7 @@ A ``local`` bank lives in this process: in memory, or in ``INTERCASCADE_BANK_DIR
 when that is set. A ``store`` bank lives in the LangGraph server's own store
 (``langgraph.store.json`` sets ``INTERCASCADE_BANK=store``): only the served graph
 can open it, and it cannot have a bank folder too (see
-:mod:`~langchain_intercascade.server_store`).
+:mod:`~langchain_intercascade.server.store`).
 """
 
 from __future__ import annotations

@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import random
 from pathlib import Path
 from typing import Any
@@ -49,7 +50,7 @@ from langchain_intercascade.labels import LabelSet, load_labelled
 from langchain_intercascade.models import local_chat_model
 from langchain_intercascade.models.download import model_dir
 
-DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "banking77"
+DATA = Path(os.environ.get("INTERCASCADE_BANKING77", "../shared/data/banking77"))
 
 
 def zipf_draw(

@@ -62,7 +62,7 @@ from langchain_intercascade.models import teacher_forced_logprobs
 
 HERE = Path(__file__).parent
 WORK = Path(os.path.expanduser("~/.cache/intercascade/judges"))
-DATA = Path(os.environ.get("GSM8K_TEST", "/work/shared/data/gsm8k/test.jsonl"))
+DATA = Path(os.environ.get("INTERCASCADE_GSM8K", "../shared/data/gsm8k/test.jsonl"))
 SYSTEM = (
     "Solve the math problem with brief step-by-step reasoning (a few short lines). "
     "End with a final line of the form 'The answer is <number>'."

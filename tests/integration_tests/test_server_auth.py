@@ -1,7 +1,7 @@
 """`langgraph dev` with langgraph.auth.json: each API key's tenant has its own strategies.
 
 The server runs the scripted fake models (INTERCASCADE_FAKE=1) behind the example
-auth of ``langchain_intercascade.server_auth``, with two keys. Without the binding,
+auth of ``langchain_intercascade.server.auth``, with two keys. Without the binding,
 tenant B's related question would be answered from tenant A's strategy (as in
 test_server.py, where both share the default namespace).
 """

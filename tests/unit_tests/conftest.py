@@ -51,7 +51,8 @@ def bank(embeddings: BagOfWordsEmbeddings) -> StrategyBank:
 
 def forget_served() -> None:
     """Drop what the served graph built, so that the next run reads ``INTERCASCADE_*`` again."""
-    from langchain_intercascade import server, server_store
+    from langchain_intercascade.server import graph as server
+    from langchain_intercascade.server import store as server_store
 
     for cached in (
         server._build_served,

@@ -15,7 +15,7 @@ from langchain_intercascade.calibration import ThresholdCalibration
 from langchain_intercascade.cli import app
 from langchain_intercascade.cli import doctor as doctor_module
 from langchain_intercascade.demo import DemoProblem
-from langchain_intercascade.server import CascadeSettings
+from langchain_intercascade.settings import CascadeSettings
 from langchain_intercascade.testing import (
     SUPPORT_LABELS,
     SUPPORT_TICKETS,

@@ -18,10 +18,9 @@ from conftest import APPLES, APPLES_SIBLING, forget_served
 from langgraph.store.memory import InMemoryStore
 from typer.testing import CliRunner
 
-from langchain_intercascade import store_index
 from langchain_intercascade.cli import app
-from langchain_intercascade.server import make_graph
-from langchain_intercascade.server_store import ServerStore, served_embeddings
+from langchain_intercascade.server import make_graph, store_index
+from langchain_intercascade.server.store import ServerStore, served_embeddings
 from langchain_intercascade.settings import CascadeSettings, ConfigurationError
 from langchain_intercascade.testing import BagOfWordsEmbeddings
 
@@ -100,7 +99,7 @@ def test_the_config_serves_the_store_bank_through_the_index_module() -> None:
     assert config["env"] == {"INTERCASCADE_BANK": "store"}
     assert config["graphs"] == {"intercascade": "langchain_intercascade.server:make_graph"}
     index = config["store"]["index"]
-    assert index["embed"] == "./langchain_intercascade/store_index.py:embeddings"
+    assert index["embed"] == "./langchain_intercascade/server/store_index.py:embeddings"
     assert (ROOT / index["embed"].split(":")[0]).is_file()
     assert index["fields"] == ["key_text"]
 

@@ -17,13 +17,13 @@ pytest.importorskip("langgraph_sdk", reason="the server extra is not installed")
 
 from langgraph_sdk import Auth  # noqa: E402
 
-from langchain_intercascade import server  # noqa: E402
 from langchain_intercascade.server import (  # noqa: E402
     ForeignNamespaceError,
     caller_namespace,
     make_graph,
 )
-from langchain_intercascade.server_auth import (  # noqa: E402
+from langchain_intercascade.server import graph as server  # noqa: E402
+from langchain_intercascade.server.auth import (  # noqa: E402
     API_KEYS_ENV,
     authenticate,
     own_runs,

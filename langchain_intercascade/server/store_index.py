@@ -5,13 +5,13 @@ LangGraph's server loads ``store.index.embed`` from a file path (a
 this file's ``embeddings``:
 
 ```text
-"store": {"index": {"embed": "./langchain_intercascade/store_index.py:embeddings",
+"store": {"index": {"embed": "./langchain_intercascade/server/store_index.py:embeddings",
                     "dims": 256, "fields": ["key_text"]}}
 ```
 
 The path is relative to the folder the server runs in: the project root for
 ``langgraph dev``. ``embeddings`` is
-:func:`~langchain_intercascade.server_store.served_embeddings`, the object the
+:func:`~langchain_intercascade.server.store.served_embeddings`, the object the
 served bank embeds with too, built from the ``INTERCASCADE_*`` settings:
 bag-of-words (256 dimensions) with the scripted models, else
 :func:`~langchain_intercascade.models.local_embeddings` (384 for
@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from langchain_core.embeddings import Embeddings
 
-from langchain_intercascade.server_store import served_embeddings
+from langchain_intercascade.server.store import served_embeddings
 
 
 def __getattr__(name: str) -> Embeddings:

@@ -8,11 +8,11 @@ cascade as the assistant ``intercascade``, built from
 folder (``INTERCASCADE_BANK_DIR``) is saved after every run that changed it.
 Several replicas must not share one folder: each would overwrite the others'
 strategies. ``langgraph.store.json`` keeps the bank in the server's own store
-instead (``INTERCASCADE_BANK=store``; :mod:`~langchain_intercascade.server_store`),
+instead (``INTERCASCADE_BANK=store``; :mod:`~langchain_intercascade.server.store`),
 which every replica shares and which saves each write itself.
 
 Behind LangGraph's auth (``langgraph.auth.json``, with the example
-:mod:`~langchain_intercascade.server_auth`), each run reads and writes only the
+:mod:`~langchain_intercascade.server.auth`), each run reads and writes only the
 bank namespace of its authenticated caller (:func:`caller_namespace`): the
 caller's identity, which the server puts in ``configurable["langgraph_auth_user_id"]``
 and clients cannot set. A run whose config names another
@@ -43,7 +43,7 @@ from langchain_intercascade.graph import (
     create_intercascade,
     run_namespace,
 )
-from langchain_intercascade.server_store import server_bank
+from langchain_intercascade.server.store import server_bank
 from langchain_intercascade.settings import ENV_PREFIX, CascadeSettings, ConfigurationError
 
 if TYPE_CHECKING:
@@ -86,7 +86,7 @@ def caller_namespace(config: RunnableConfig | None) -> str | None:
 
     Example:
         ```python
-        from langchain_intercascade.server import ForeignNamespaceError, caller_namespace
+        from langchain_intercascade.server.graph import ForeignNamespaceError, caller_namespace
 
         run = {"configurable": {"langgraph_auth_user_id": "tenant-a"}}
         assert caller_namespace(run) == "tenant-a"

@@ -2,7 +2,7 @@
 
 ``langgraph.store.json`` serves the cascade with ``INTERCASCADE_BANK=store`` and
 gives the server's store a semantic index over the strategies' ``key_text``,
-embedded by :data:`langchain_intercascade.store_index.embeddings`:
+embedded by :data:`langchain_intercascade.server.store_index.embeddings`:
 
 ```text
 INTERCASCADE_FAKE=1 langgraph dev --config langgraph.store.json --host 127.0.0.1 --no-browser
@@ -81,7 +81,7 @@ class ServerStore(BaseStore):
         from langgraph.store.memory import InMemoryStore
 
         from langchain_intercascade.bank import StrategyBank
-        from langchain_intercascade.server_store import ServerStore
+        from langchain_intercascade.server.store import ServerStore
         from langchain_intercascade.strategies import Strategy
         from langchain_intercascade.testing import BagOfWordsEmbeddings
 

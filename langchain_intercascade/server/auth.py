@@ -28,7 +28,11 @@ from typing import Any
 
 from langgraph_sdk import Auth
 
-from langchain_intercascade.server import AUTH_USER_ID_KEY, ForeignNamespaceError, caller_namespace
+from langchain_intercascade.server.graph import (
+    AUTH_USER_ID_KEY,
+    ForeignNamespaceError,
+    caller_namespace,
+)
 from langchain_intercascade.settings import ENV_PREFIX, ConfigurationError
 
 API_KEYS_ENV = ENV_PREFIX + "API_KEYS"
@@ -55,7 +59,7 @@ def parse_api_keys(text: str) -> dict[str, str]:
 
     Example:
         ```python
-        from langchain_intercascade.server_auth import parse_api_keys
+        from langchain_intercascade.server.auth import parse_api_keys
 
         keys = parse_api_keys("key-a:tenant-a, key-b:tenant-b")
         assert keys == {"key-a": "tenant-a", "key-b": "tenant-b"}
