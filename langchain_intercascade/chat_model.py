@@ -236,7 +236,7 @@ class ChatInterCascade(BaseChatModel):
     The bank namespace is ``namespace``, or a call's
     ``config["configurable"]["strategy_namespace"]`` when given.
 
-    Args:
+    Attributes:
         weak: The cheap chat model that answers first.
         strong: The expensive chat model for deferred queries.
         bank: The strategy bank (None: a standard cascade without strategies).

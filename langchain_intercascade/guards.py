@@ -144,7 +144,7 @@ class StrategyFilter(BaseModel):
     section tags such as ``</reference_strategies>``); or more than ``max_chars``
     characters.
 
-    Args:
+    Attributes:
         max_chars: The longest strategy text (as shown to the weak model) to store.
     """
 

@@ -56,7 +56,7 @@ def _tokens(text: str) -> list[str]:
 class ScriptedChatModel(GenericFakeChatModel):
     """A fake chat model whose reply is a function of the prompt.
 
-    Args:
+    Attributes:
         respond: Maps the prompt messages to the reply text (or an AIMessage).
         logprob: The logprob reported for every generated token: a float, a
             function ``(messages, reply) -> float | None``, or None to report no

@@ -26,7 +26,7 @@ class StrategyRetriever(BaseRetriever):
     Each document's ``page_content`` is a strategy's text; its metadata carries the
     strategy id, namespace, title and similarity ``score``.
 
-    Args:
+    Attributes:
         bank: The bank to search.
         k: How many strategies to return (overridable per call: ``invoke(q, k=1)``).
         score_threshold: Drop strategies below this similarity.
