@@ -14,6 +14,11 @@ authorization handlers keep each tenant to its own threads, refuse a run whose
 config names another tenant's ``strategy_namespace`` (403), let everyone read the
 served assistant and refuse the rest (creating assistants, crons, the store API).
 
+The routes of :mod:`langchain_intercascade.server.app`, which the same config
+mounts, close what handlers cannot: the join-stream routes answer 404 for another
+tenant's thread or run, and thread ids are the server's to assign, so creating a
+thread reveals nothing about another tenant's ids.
+
 This is an example: a deployment replaces the key table with its identity
 provider (a JWT or OAuth check in :func:`authenticate`) and keeps the
 handlers; whatever identity it returns is the caller's bank namespace.
@@ -108,6 +113,12 @@ def tenant_of(authorization: str | None, keys: dict[str, str]) -> str | None:
     return found
 
 
+def _owned_by_caller(ctx: Auth.types.AuthContext, value: Any) -> Auth.types.FilterType:
+    """Mark what ``value`` creates as the caller's; the filter to the caller's own."""
+    value.setdefault("metadata", {})[OWNER_KEY] = ctx.user.identity
+    return {OWNER_KEY: ctx.user.identity}
+
+
 auth = Auth()
 """The LangGraph auth that ``langgraph.auth.json`` names."""
 
@@ -157,8 +168,7 @@ async def search_assistants(
 @auth.on.threads
 async def own_threads(ctx: Auth.types.AuthContext, value: dict[str, Any]) -> Auth.types.FilterType:
     """A tenant creates threads it owns and sees, changes and deletes only those."""
-    value.setdefault("metadata", {})[OWNER_KEY] = ctx.user.identity
-    return {OWNER_KEY: ctx.user.identity}
+    return _owned_by_caller(ctx, value)
 
 
 @auth.on.threads.create_run
@@ -176,5 +186,4 @@ async def own_runs(
         caller_namespace({"configurable": {**configurable, AUTH_USER_ID_KEY: ctx.user.identity}})
     except ForeignNamespaceError as exc:
         raise Auth.exceptions.HTTPException(status_code=403, detail=str(exc)) from None
-    value.setdefault("metadata", {})[OWNER_KEY] = ctx.user.identity
-    return {OWNER_KEY: ctx.user.identity}
+    return _owned_by_caller(ctx, value)

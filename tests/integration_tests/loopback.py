@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
+import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def free_port() -> int:
@@ -59,3 +63,34 @@ def _is_ready(ready: Callable[[], bool]) -> bool:
         return ready()
     except Exception:  # not listening yet
         return False
+
+
+@contextmanager
+def langgraph_dev(config: Path, folder: Path, env: Mapping[str, str]) -> Iterator[str]:
+    """`langgraph dev` serving ``config`` until the block ends; yields its URL.
+
+    It runs from ``folder`` (the dev server keeps its state in ./.langgraph_api),
+    on this checkout's package, with ``env`` over the test's environment less its
+    ``INTERCASCADE_*`` variables, so a developer's settings do not leak in.
+    """
+    import httpx
+
+    port = free_port()
+    environment = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("INTERCASCADE_")},
+        "LANGSMITH_TRACING": "false",
+        "LANGGRAPH_CLI_NO_ANALYTICS": "1",
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+        **env,
+    }
+    command = [sys.executable, "-m", "langgraph_cli", "dev", "--config", str(config)]
+    command += ["--host", "127.0.0.1", "--port", str(port), "--no-browser", "--no-reload"]
+    url = f"http://127.0.0.1:{port}"
+    with serving(
+        command,
+        ready=lambda: httpx.get(f"{url}/ok", timeout=1).status_code == 200,
+        log=folder / "server.log",
+        cwd=folder,
+        env=environment,
+    ):
+        yield url

@@ -7,8 +7,6 @@ second, related one retrieves the strategy the first stored.
 
 from __future__ import annotations
 
-import os
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,9 +16,8 @@ httpx = pytest.importorskip("httpx", reason="the server extra is not installed")
 sdk = pytest.importorskip("langgraph_sdk", reason="the server extra is not installed")
 pytest.importorskip("langgraph_api", reason="`langgraph dev` needs langgraph-cli[inmem]")
 
-from loopback import free_port, serving  # noqa: E402
+from loopback import ROOT, langgraph_dev  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[2]
 FIRST = "Sam has 3 boxes with 4 pens in each box. How many pens does Sam have?"
 RELATED = "Ana has 5 boxes with 6 pens in each box. How many pens does Ana have?"
 
@@ -29,26 +26,8 @@ pytestmark = [pytest.mark.enable_socket, pytest.mark.allow_hosts(["127.0.0.1"])]
 
 @pytest.fixture
 def server_url(tmp_path: Path) -> Iterator[str]:
-    port = free_port()
-    env = {
-        **os.environ,
-        "INTERCASCADE_FAKE": "1",
-        "INTERCASCADE_BANK_DIR": str(tmp_path / "bank"),
-        "LANGSMITH_TRACING": "false",
-        "LANGGRAPH_CLI_NO_ANALYTICS": "1",
-    }
-    command = [sys.executable, "-m", "langgraph_cli", "dev"]
-    command += ["--config", str(ROOT / "langgraph.json"), "--host", "127.0.0.1"]
-    command += ["--port", str(port), "--no-browser", "--no-reload"]
-    url = f"http://127.0.0.1:{port}"
-    # Run from tmp_path: the dev server keeps its state in ./.langgraph_api.
-    with serving(
-        command,
-        ready=lambda: httpx.get(f"{url}/ok", timeout=1).status_code == 200,
-        log=tmp_path / "server.log",
-        cwd=tmp_path,
-        env=env,
-    ):
+    env = {"INTERCASCADE_FAKE": "1", "INTERCASCADE_BANK_DIR": str(tmp_path / "bank")}
+    with langgraph_dev(ROOT / "langgraph.json", tmp_path, env) as url:
         yield url
 
 

@@ -8,10 +8,9 @@ test_server.py, where both share the default namespace).
 
 from __future__ import annotations
 
-import os
-import sys
+import json
+import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,9 +19,8 @@ httpx = pytest.importorskip("httpx", reason="the server extra is not installed")
 sdk = pytest.importorskip("langgraph_sdk", reason="the server extra is not installed")
 pytest.importorskip("langgraph_api", reason="`langgraph dev` needs langgraph-cli[inmem]")
 
-from loopback import free_port, serving  # noqa: E402
+from loopback import ROOT, langgraph_dev  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[2]
 FIRST = "Sam has 3 boxes with 4 pens in each box. How many pens does Sam have?"
 RELATED = "Ana has 5 boxes with 6 pens in each box. How many pens does Ana have?"
 QUESTION = {"messages": [("human", RELATED)]}
@@ -32,29 +30,9 @@ pytestmark = [pytest.mark.enable_socket, pytest.mark.allow_hosts(["127.0.0.1"])]
 
 @pytest.fixture(scope="module")
 def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    tmp_path = tmp_path_factory.mktemp("server_auth")
-    port = free_port()
-    env = {
-        **os.environ,
-        "INTERCASCADE_FAKE": "1",
-        "INTERCASCADE_API_KEYS": "key-a:tenant-a,key-b:tenant-b",
-        "LANGSMITH_TRACING": "false",
-        "LANGGRAPH_CLI_NO_ANALYTICS": "1",
-        # This checkout's package, not whichever one is installed.
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
-    }
-    command = [sys.executable, "-m", "langgraph_cli", "dev"]
-    command += ["--config", str(ROOT / "langgraph.auth.json"), "--host", "127.0.0.1"]
-    command += ["--port", str(port), "--no-browser", "--no-reload"]
-    url = f"http://127.0.0.1:{port}"
-    # Run from tmp_path: the dev server keeps its state in ./.langgraph_api.
-    with serving(
-        command,
-        ready=lambda: httpx.get(f"{url}/ok", timeout=1).status_code == 200,
-        log=tmp_path / "server.log",
-        cwd=tmp_path,
-        env=env,
-    ):
+    env = {"INTERCASCADE_FAKE": "1", "INTERCASCADE_API_KEYS": "key-a:tenant-a,key-b:tenant-b"}
+    folder = tmp_path_factory.mktemp("server_auth")
+    with langgraph_dev(ROOT / "langgraph.auth.json", folder, env) as url:
         yield url
 
 
@@ -124,3 +102,102 @@ def test_threads_belong_to_their_tenant(server_url: str) -> None:
     assert refused(tenant_b.threads.get, thread) == 404
     assert refused(tenant_b.runs.wait, thread, "intercascade", input=QUESTION) == 404
     assert thread not in {t["thread_id"] for t in tenant_b.threads.search()}
+
+
+A_KEY, B_KEY = {"Authorization": "Bearer key-a"}, {"Authorization": "Bearer key-b"}
+ASK = {"assistant_id": "intercascade", "input": {"messages": [["human", FIRST]]}}
+# Every thread and run route, as (method, path, body); {t} and {r} name a thread and a run.
+THREAD_ROUTES = [
+    ("GET", "/threads/{t}", None),
+    ("PATCH", "/threads/{t}", {"metadata": {"x": 1}}),
+    ("DELETE", "/threads/{t}", None),
+    ("GET", "/threads/{t}/state", None),
+    ("POST", "/threads/{t}/state", {"values": {}}),
+    ("GET", "/threads/{t}/history", None),
+    ("POST", "/threads/{t}/history", {"limit": 5}),
+    ("POST", "/threads/{t}/copy", None),
+    ("POST", "/threads/{t}/state/checkpoint", {"checkpoint": {}}),
+    ("GET", "/threads/{t}/stream", None),
+    ("GET", "/threads/{t}/runs", None),
+    ("GET", "/threads/{t}/runs/{r}", None),
+    ("GET", "/threads/{t}/runs/{r}/join", None),
+    ("GET", "/threads/{t}/runs/{r}/stream", None),
+    ("POST", "/threads/{t}/runs/{r}/cancel", None),
+    ("DELETE", "/threads/{t}/runs/{r}", None),
+    ("POST", "/threads/{t}/runs", ASK),
+    ("POST", "/threads/{t}/runs/wait", ASK),
+    ("POST", "/threads/{t}/runs/stream", ASK),
+    ("POST", "/threads/{t}/runs/crons", {**ASK, "schedule": "* * * * *"}),
+    # Creating a thread with a chosen id, directly or by a run.
+    ("POST", "/threads", {"thread_id": "{t}"}),
+    ("POST", "/threads/{t}/runs", {**ASK, "if_not_exists": "create"}),
+]
+
+
+def answer(method: str, path: str, body: Any, thread: str, run: str) -> tuple[int, str]:
+    """B's answer to a route on ``thread`` and ``run``, with the ids masked."""
+    url = path.format(t=thread, r=run)
+    sent = json.loads(json.dumps(body).replace("{t}", thread)) if body else None
+    response = httpx.request(method, url, json=sent, headers=B_KEY, timeout=10)
+    return response.status_code, response.text.replace(thread, "<t>").replace(run, "<r>")
+
+
+@pytest.fixture(scope="module")
+def a_thread_and_run(server_url: str) -> tuple[str, str]:
+    with httpx.Client(base_url=server_url, headers=A_KEY, timeout=30) as a:
+        thread = a.post("/threads", json={}).json()["thread_id"]
+        assert a.post(f"/threads/{thread}/runs/wait", json=ASK).status_code == 200
+        [run] = a.get(f"/threads/{thread}/runs").json()
+    return thread, run["run_id"]
+
+
+@pytest.mark.parametrize(("method", "path", "body"), THREAD_ROUTES)
+def test_another_tenants_thread_looks_like_no_thread(
+    server_url: str, a_thread_and_run: tuple[str, str], method: str, path: str, body: Any
+) -> None:
+    thread, run = a_thread_and_run
+    route = f"{server_url}{path}"
+    on_a = answer(method, route, body, thread, run)
+    # Refused, and word for word what a thread nobody holds gets: no existence oracle.
+    assert on_a[0] in (403, 404, 409, 422)
+    assert on_a == answer(method, route, body, str(uuid.uuid4()), str(uuid.uuid4()))
+    # A's thread and run are untouched.
+    with httpx.Client(base_url=server_url, headers=A_KEY) as a:
+        assert a.get(f"/threads/{thread}/runs/{run}").status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("POST", "/assistants", {"graph_id": "intercascade"}),
+        ("PATCH", "/assistants/{a}", {"config": {}}),
+        ("DELETE", "/assistants/{a}", None),
+        ("PUT", "/store/items", {"namespace": ["tenant-a"], "key": "k", "value": {"x": 1}}),
+        ("GET", "/store/items?namespace=tenant-a&key=k", None),
+        ("POST", "/store/items/search", {"namespace_prefix": ["tenant-a"]}),
+        ("POST", "/store/namespaces", {}),
+        ("DELETE", "/store/items", {"namespace": ["tenant-a"], "key": "k"}),
+    ],
+)
+def test_assistants_and_the_store_api_are_closed_to_tenants(
+    server_url: str, method: str, path: str, body: Any
+) -> None:
+    with httpx.Client(base_url=server_url, headers=B_KEY) as b:
+        [assistant] = b.post("/assistants/search", json={}).json()
+        url = path.format(a=assistant["assistant_id"])
+        assert b.request(method, url, json=body).status_code == 403
+
+
+def test_a_tenant_uses_the_ids_the_server_assigns(server_url: str) -> None:
+    with httpx.Client(base_url=server_url, headers=A_KEY, timeout=30) as a:
+        thread = a.post("/threads", json={"metadata": {"topic": "pens"}}).json()
+        assert thread["metadata"] == {"topic": "pens", "owner": "tenant-a"}
+        tid = thread["thread_id"]
+        assert a.post(f"/threads/{tid}/runs/wait", json=ASK).json()["answer"]
+        # Streams of its own thread's runs still stream.
+        with a.stream("POST", f"/threads/{tid}/runs/stream", json=ASK) as events:
+            assert events.status_code == 200
+            assert "event: metadata" in next(events.iter_text())
+        refused = a.post("/threads", json={"thread_id": str(uuid.uuid4())})
+        assert refused.status_code == 403
+        assert "assigned by the server" in refused.json()["detail"]

@@ -10,8 +10,6 @@ scripted embeddings' 256.
 from __future__ import annotations
 
 import json
-import os
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,9 +19,8 @@ httpx = pytest.importorskip("httpx", reason="the server extra is not installed")
 sdk = pytest.importorskip("langgraph_sdk", reason="the server extra is not installed")
 pytest.importorskip("langgraph_api", reason="`langgraph dev` needs langgraph-cli[inmem]")
 
-from loopback import free_port, serving  # noqa: E402
+from loopback import ROOT, langgraph_dev  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[2]
 FIRST = "Sam has 3 boxes with 4 pens in each box. How many pens does Sam have?"
 RELATED = "Ana has 5 boxes with 6 pens in each box. How many pens does Ana have?"
 
@@ -45,26 +42,7 @@ def store_config(folder: Path) -> Path:
 
 @pytest.fixture
 def server_url(tmp_path: Path) -> Iterator[str]:
-    port = free_port()
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("INTERCASCADE_")},
-        "INTERCASCADE_FAKE": "1",
-        "LANGSMITH_TRACING": "false",
-        "LANGGRAPH_CLI_NO_ANALYTICS": "1",
-        # This checkout's package, not whichever one is installed.
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
-    }
-    command = [sys.executable, "-m", "langgraph_cli", "dev"]
-    command += ["--config", str(store_config(tmp_path)), "--host", "127.0.0.1"]
-    command += ["--port", str(port), "--no-browser", "--no-reload"]
-    url = f"http://127.0.0.1:{port}"
-    with serving(
-        command,
-        ready=lambda: httpx.get(f"{url}/ok", timeout=1).status_code == 200,
-        log=tmp_path / "server.log",
-        cwd=tmp_path,
-        env=env,
-    ):
+    with langgraph_dev(store_config(tmp_path), tmp_path, {"INTERCASCADE_FAKE": "1"}) as url:
         yield url
 
 
