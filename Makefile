@@ -11,6 +11,7 @@ lint:
 	ruff check .
 	ruff format --check .
 	mypy langchain_intercascade
+	lint-imports
 
 format:
 	ruff check --fix .

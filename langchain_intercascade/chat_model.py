@@ -45,7 +45,7 @@ from langchain_intercascade.graph import (
     run_namespace,
 )
 from langchain_intercascade.graph.context import model_name, unbound
-from langchain_intercascade.judges import ChatModel
+from langchain_intercascade.model_types import ChatModel
 from langchain_intercascade.options import CascadeOptions, fold_options
 
 _GRAPH_CACHE_SIZE = 32

@@ -6,8 +6,8 @@ message like it. A :class:`LabelSet` holds the labels and everything that depend
 on them: reading a label out of a reply (:meth:`LabelSet.extract`), grading
 (:meth:`LabelSet.grade`), the cascade's prompts (the label list first, so a
 prompt cache reuses it) and the options of a label cascade
-(:meth:`LabelSet.options`). :func:`load_labelled` reads labelled messages from CSV
-or JSONL.
+(:meth:`LabelSet.options`). :func:`~langchain_intercascade.evaluation.load_labelled`
+reads labelled messages from CSV or JSONL.
 
 Example:
     ```python
@@ -39,7 +39,6 @@ Example:
 
 from __future__ import annotations
 
-import csv
 import json
 import re
 from pathlib import Path
@@ -52,7 +51,6 @@ from langchain_intercascade.prompts import CascadePrompts
 from langchain_intercascade.strategies import Strategy
 
 if TYPE_CHECKING:
-    from langchain_intercascade.evaluation.data import Example
     from langchain_intercascade.options import CascadeOptions
 
 # What small models put around a label: "Intent: x", "The label is x", "**x**", "`x`."
@@ -230,52 +228,3 @@ class LabelSet(BaseModel):
             "score_threshold": None,
         }
         return CascadeOptions.model_validate({**defaults, **values})
-
-
-def _rows(path: Path) -> list[tuple[int, dict[str, Any]]]:
-    if path.suffix.lower() == ".csv":
-        with open(path, encoding="utf-8", newline="") as fh:
-            return list(enumerate(csv.DictReader(fh), 2))
-    from langchain_intercascade.evaluation.data import _read_jsonl
-
-    return list(_read_jsonl(path))
-
-
-def load_labelled(
-    path: str | Path,
-    labels: LabelSet,
-    *,
-    text_key: str = "text",
-    label_key: str = "label",
-) -> list[Example]:
-    """Load labelled messages from CSV (a header row) or JSONL, checked against the labels.
-
-    Args:
-        path: A ``.csv`` file, or JSONL (one object per line).
-        labels: The task's labels; every gold label must be one of them.
-        text_key: The column holding the message.
-        label_key: The column holding its label (Banking77 calls it ``category``).
-
-    Returns:
-        The examples in file order, ``answer`` the label as listed in ``labels``.
-
-    Raises:
-        ValueError: If a row lacks a column, has an empty message, or a label
-            outside the set (naming the file and line).
-    """
-    from langchain_intercascade.evaluation.data import Example
-
-    path = Path(path)
-    examples = []
-    for number, row in _rows(path):
-        missing = [key for key in (text_key, label_key) if key not in row or row[key] is None]
-        if missing:
-            raise ValueError(f"{path}:{number}: missing column {missing[0]!r} (has {sorted(row)})")
-        text, gold = str(row[text_key]), labels.canonical(str(row[label_key]))
-        if not text.strip():
-            raise ValueError(f"{path}:{number}: empty {text_key!r}")
-        if gold is None:
-            raise ValueError(f"{path}:{number}: label {row[label_key]!r} is not in the label set")
-        rest = {k: v for k, v in row.items() if k not in (text_key, label_key)}
-        examples.append(Example(id=str(number), question=text, answer=gold, metadata=rest))
-    return examples

@@ -37,7 +37,7 @@ from langchain_intercascade.graph.distill_strategy import DistillStrategy
 from langchain_intercascade.graph.retrieve_strategy import RetrieveStrategy
 from langchain_intercascade.graph.state import InterCascadeState, Route
 from langchain_intercascade.graph.weak_answer import weak_prompt
-from langchain_intercascade.judges import ChatModel
+from langchain_intercascade.model_types import ChatModel
 from langchain_intercascade.options import CascadeOptions, resolve_options
 from langchain_intercascade.strategies import RetrievedStrategy
 

@@ -84,7 +84,9 @@ class Strategy(BaseModel):
         return steps
 
     def to_text(self) -> str:
-        """Render the strategy as the text that is embedded and shown to the weak model.
+        """Render the strategy as the text shown to the weak model (and screened).
+
+        The bank embeds :attr:`StrategyRecord.key_text`, not this.
 
         Returns:
             A compact, human-readable rendering.

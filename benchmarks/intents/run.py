@@ -38,15 +38,17 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import HumanMessage
 
 from langchain_intercascade import StrategyBank, create_intercascade
-from langchain_intercascade.calibration import (
-    ThresholdCalibration,
-    calibrate_threshold,
+from langchain_intercascade.calibration import ThresholdCalibration, calibrate_threshold
+from langchain_intercascade.evaluation import (
+    EvaluationConfig,
+    Example,
     collect_confidences,
+    load_labelled,
+    run_evaluation,
 )
-from langchain_intercascade.evaluation import EvaluationConfig, Example, run_evaluation
 from langchain_intercascade.evaluation.runner import _llm_cache
 from langchain_intercascade.judges import LogprobJudge
-from langchain_intercascade.labels import LabelSet, load_labelled
+from langchain_intercascade.labels import LabelSet
 from langchain_intercascade.models import local_chat_model
 from langchain_intercascade.models.download import model_dir
 

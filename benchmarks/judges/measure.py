@@ -44,10 +44,8 @@ from scipy.stats import rankdata
 
 from langchain_intercascade import CascadePrompts, create_intercascade
 from langchain_intercascade.answers import extract_number, gsm8k_gold, make_grader
-from langchain_intercascade.calibration import (
-    calibrate_threshold,
-    collect_confidences,
-)
+from langchain_intercascade.calibration import calibrate_threshold
+from langchain_intercascade.evaluation import collect_confidences
 from langchain_intercascade.judges import (
     BaseJudge,
     Judgement,

@@ -27,15 +27,15 @@ Modules:
         vectors), written crash-safely and checked on load
         (``BankCorruptedError``) into a new bank, and JSON-lines export and import.
     retriever: ``StrategyRetriever``, strategies as LangChain ``Document`` objects.
-    namespaces: ``run_namespace``, the namespace a run's config names.
+    namespaces: ``DEFAULT_NAMESPACE`` and ``run_namespace``, the namespace a run's config names.
 """
 
-from langchain_intercascade.bank.namespaces import NAMESPACE_KEY, run_namespace
+from langchain_intercascade.bank.namespaces import DEFAULT_NAMESPACE, NAMESPACE_KEY, run_namespace
 from langchain_intercascade.bank.persistence import FORMAT_VERSION, BankCorruptedError
 from langchain_intercascade.bank.retriever import StrategyRetriever
 from langchain_intercascade.bank.search import SearchType
 from langchain_intercascade.bank.stats import BankStats
-from langchain_intercascade.bank.strategy_bank import DEFAULT_NAMESPACE, StrategyBank
+from langchain_intercascade.bank.strategy_bank import StrategyBank
 from langchain_intercascade.bank.writes import DedupPolicy
 
 __all__ = [

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from langchain_core.runnables import RunnableConfig
 
-from langchain_intercascade.bank.strategy_bank import DEFAULT_NAMESPACE
 from langchain_intercascade.strategies import to_well_formed
+
+DEFAULT_NAMESPACE = "default"
+"""The namespace of a bank's strategies when a run names none."""
 
 NAMESPACE_KEY = "strategy_namespace"
 """The ``configurable`` key that scopes a run's strategy reads and writes."""

@@ -14,9 +14,9 @@ from langchain_core.runnables import RunnableConfig
 from pydantic import ConfigDict, Field
 from typing_extensions import override
 
-from langchain_intercascade.bank.namespaces import run_namespace
+from langchain_intercascade.bank.namespaces import DEFAULT_NAMESPACE, run_namespace
 from langchain_intercascade.bank.search import SearchType
-from langchain_intercascade.bank.strategy_bank import DEFAULT_NAMESPACE, StrategyBank
+from langchain_intercascade.bank.strategy_bank import StrategyBank
 from langchain_intercascade.strategies import RetrievedStrategy
 
 

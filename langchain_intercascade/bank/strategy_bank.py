@@ -27,6 +27,7 @@ from langchain_intercascade.bank import persistence
 from langchain_intercascade.bank.backends import open_catalog
 from langchain_intercascade.bank.catalog import _Catalog, _unit, _unit_rows
 from langchain_intercascade.bank.faiss_catalog import IndexType
+from langchain_intercascade.bank.namespaces import DEFAULT_NAMESPACE
 from langchain_intercascade.bank.search import SearchType, check_search, search_catalog
 from langchain_intercascade.bank.stats import BankStats, summarize
 from langchain_intercascade.bank.store_catalog import DEFAULT_PREFIX, _StoreCatalog
@@ -41,8 +42,6 @@ from langchain_intercascade.strategies import RetrievedStrategy, Strategy, Strat
 
 if TYPE_CHECKING:
     from langchain_intercascade.bank.retriever import StrategyRetriever
-
-DEFAULT_NAMESPACE = "default"
 
 
 def _now() -> datetime:

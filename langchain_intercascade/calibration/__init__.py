@@ -8,19 +8,13 @@ Module map:
   quantile), and the checks of their inputs.
 - ``online``: :class:`OnlineRecalibrator`, opt-in recalibration on a sliding
   window of observations.
-- ``collection``: :func:`collect_confidences` and :func:`acollect_confidences`,
-  which run a compiled cascade's weak model and judge over labelled examples,
-  and :class:`CollectedConfidences`, what they return.
 
-Only ``collection`` touches the rest of the package, and only lazily (the graph
-imports this package), so calibration can be used and tested on its own.
+Calibration is statistics only: it imports nothing else of the package, so the
+cascade's options and graph build on it. Running a cascade over labelled
+examples to collect confidences is evaluation's
+(:func:`~langchain_intercascade.evaluation.collect_confidences`).
 """
 
-from langchain_intercascade.calibration.collection import (
-    CollectedConfidences,
-    acollect_confidences,
-    collect_confidences,
-)
 from langchain_intercascade.calibration.online import OnlineRecalibrator
 from langchain_intercascade.calibration.threshold import (
     ThresholdCalibration,
@@ -30,12 +24,9 @@ from langchain_intercascade.calibration.threshold import (
 )
 
 __all__ = [
-    "CollectedConfidences",
     "OnlineRecalibrator",
     "ThresholdCalibration",
-    "acollect_confidences",
     "calibrate_threshold",
     "clopper_pearson_upper",
-    "collect_confidences",
     "threshold_for_deferral_rate",
 ]

@@ -9,7 +9,6 @@ from typing import Annotated, Any, cast, get_args
 import typer
 
 from langchain_intercascade.answers import AnswerKind, make_grader
-from langchain_intercascade.calibration import collect_confidences
 from langchain_intercascade.cli.shared import (
     ConfigOpt,
     FakeOpt,
@@ -26,6 +25,7 @@ from langchain_intercascade.cli.shared import (
     _settings,
     console,
 )
+from langchain_intercascade.evaluation import collect_confidences
 
 
 def calibrate(

@@ -162,8 +162,7 @@ def _examples(
     label_key: str = "label",
 ) -> list[Example]:
     """The questions in ``data``: labelled messages for a label task, else ``data_format``'s."""
-    from langchain_intercascade.evaluation import load_examples
-    from langchain_intercascade.labels import load_labelled
+    from langchain_intercascade.evaluation import load_examples, load_labelled
 
     try:
         if label_set is not None:

@@ -4,7 +4,7 @@
 Inter-Cascade on one stream of questions and measures them; every public name
 below is importable from here. Its modules, in the order they build on each other:
 
-- ``data``: :class:`Example`, the JSONL / GSM8K / multiple-choice loaders and the
+- ``data``: :class:`Example`, the JSONL / GSM8K / multiple-choice / labelled loaders and the
   stream's seeded order.
 - ``timing``: :class:`CallTimes`, model-call durations that a cached rerun reports
   as they were when first made.
@@ -14,10 +14,18 @@ below is importable from here. Its modules, in the order they build on each othe
   reliability, computed from records.
 - ``report``: :class:`EvaluationResult` and what it writes: JSON, markdown tables,
   PNG plots (with the ``eval`` extra's matplotlib).
+- ``confidences``: :func:`collect_confidences` and :func:`acollect_confidences`,
+  which run a compiled cascade's weak model and judge over labelled examples
+  (the calibration set), and :class:`CollectedConfidences`, what they return.
 - ``runner``: :func:`run_evaluation`, the call cache and threshold calibration on
   held-out questions.
 """
 
+from langchain_intercascade.evaluation.confidences import (
+    CollectedConfidences,
+    acollect_confidences,
+    collect_confidences,
+)
 from langchain_intercascade.evaluation.data import (
     DataFormat,
     Example,
@@ -25,6 +33,7 @@ from langchain_intercascade.evaluation.data import (
     load_examples,
     load_gsm8k,
     load_jsonl,
+    load_labelled,
     load_multiple_choice,
     order_examples,
 )
@@ -62,6 +71,7 @@ __all__ = [
     "DEFAULT_SYSTEM_PROMPT",
     "LABELS",
     "CallTimes",
+    "CollectedConfidences",
     "ConfigMetrics",
     "ConfigName",
     "DataFormat",
@@ -75,13 +85,16 @@ __all__ = [
     "ReliabilityBin",
     "RollingMetrics",
     "TokenCounts",
+    "acollect_confidences",
     "auroc",
     "bootstrap_interval",
+    "collect_confidences",
     "config_metrics",
     "format_choices",
     "load_examples",
     "load_gsm8k",
     "load_jsonl",
+    "load_labelled",
     "load_multiple_choice",
     "load_records",
     "order_examples",

@@ -1,7 +1,8 @@
-"""Evaluation data: examples, loaders for JSONL, GSM8K and multiple-choice files, stream order."""
+"""Evaluation data: examples, their loaders (JSONL, GSM8K, multiple choice, labelled) and order."""
 
 from __future__ import annotations
 
+import csv
 import json
 import random
 from collections.abc import Iterator, Sequence
@@ -11,6 +12,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from langchain_intercascade.answers import gsm8k_gold
+from langchain_intercascade.labels import LabelSet
 
 DataFormat = Literal["jsonl", "gsm8k", "multiple_choice"]
 
@@ -41,6 +43,51 @@ def _read_jsonl(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
                 if not isinstance(row, dict):
                     raise ValueError(f"{path}:{number}: expected a JSON object per line")
                 yield number, row
+
+
+def _rows(path: Path) -> list[tuple[int, dict[str, Any]]]:
+    if path.suffix.lower() == ".csv":
+        with open(path, encoding="utf-8", newline="") as fh:
+            return list(enumerate(csv.DictReader(fh), 2))
+    return list(_read_jsonl(path))
+
+
+def load_labelled(
+    path: str | Path,
+    labels: LabelSet,
+    *,
+    text_key: str = "text",
+    label_key: str = "label",
+) -> list[Example]:
+    """Load labelled messages from CSV (a header row) or JSONL, checked against the labels.
+
+    Args:
+        path: A ``.csv`` file, or JSONL (one object per line).
+        labels: The task's labels; every gold label must be one of them.
+        text_key: The column holding the message.
+        label_key: The column holding its label (Banking77 calls it ``category``).
+
+    Returns:
+        The examples in file order, ``answer`` the label as listed in ``labels``.
+
+    Raises:
+        ValueError: If a row lacks a column, has an empty message, or a label
+            outside the set (naming the file and line).
+    """
+    path = Path(path)
+    examples = []
+    for number, row in _rows(path):
+        missing = [key for key in (text_key, label_key) if key not in row or row[key] is None]
+        if missing:
+            raise ValueError(f"{path}:{number}: missing column {missing[0]!r} (has {sorted(row)})")
+        text, gold = str(row[text_key]), labels.canonical(str(row[label_key]))
+        if not text.strip():
+            raise ValueError(f"{path}:{number}: empty {text_key!r}")
+        if gold is None:
+            raise ValueError(f"{path}:{number}: label {row[label_key]!r} is not in the label set")
+        rest = {k: v for k, v in row.items() if k not in (text_key, label_key)}
+        examples.append(Example(id=str(number), question=text, answer=gold, metadata=rest))
+    return examples
 
 
 def _field(row: dict[str, Any], key: str, path: str | Path, number: int) -> Any:

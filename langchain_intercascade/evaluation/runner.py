@@ -29,12 +29,9 @@ from tqdm.auto import tqdm
 
 from langchain_intercascade.answers import AnswerExtractor
 from langchain_intercascade.bank import StrategyBank
-from langchain_intercascade.calibration import (
-    ThresholdCalibration,
-    calibrate_threshold,
-    collect_confidences,
-)
+from langchain_intercascade.calibration import ThresholdCalibration, calibrate_threshold
 from langchain_intercascade.costs import Usage, record_usage
+from langchain_intercascade.evaluation.confidences import collect_confidences
 from langchain_intercascade.evaluation.data import Example, load_examples, order_examples
 from langchain_intercascade.evaluation.records import (
     CONFIGURATIONS,

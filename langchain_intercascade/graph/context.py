@@ -12,7 +12,8 @@ from langchain_core.runnables import Runnable, RunnableBinding, RunnableConfig, 
 from langchain_intercascade.bank import StrategyBank
 from langchain_intercascade.graph.background import BackgroundDistillations
 from langchain_intercascade.graph.calls import acall_model, call_model
-from langchain_intercascade.judges import AutoJudge, BaseJudge, ChatModel, VerbalizedJudge
+from langchain_intercascade.judges import AutoJudge, BaseJudge, VerbalizedJudge
+from langchain_intercascade.model_types import ChatModel
 from langchain_intercascade.options import CascadeOptions
 from langchain_intercascade.strategies import Strategy
 

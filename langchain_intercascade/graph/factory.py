@@ -33,7 +33,7 @@ from langchain_intercascade.graph.state import (
 )
 from langchain_intercascade.graph.strong_answer import StrongAnswer, route_after_strong
 from langchain_intercascade.graph.weak_answer import WeakAnswer
-from langchain_intercascade.judges import ChatModel
+from langchain_intercascade.model_types import ChatModel
 from langchain_intercascade.options import CascadeOptions, resolve_options
 
 

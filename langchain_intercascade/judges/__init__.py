@@ -12,7 +12,7 @@ to provide it; the cascade answers with the prepared model.
 
 Module map:
 
-- ``base``: :class:`Judgement`, :class:`BaseJudge`, the ``ChatModel`` alias,
+- ``base``: :class:`Judgement`, :class:`BaseJudge`,
   :func:`as_judge` and its adapters for callables and Runnables, and the run
   config and prompt variables every judge call uses.
 - ``logprob``: :class:`LogprobJudge` (token probability),
@@ -30,7 +30,7 @@ Module map:
 """
 
 from langchain_intercascade.judges.auto import AutoJudge
-from langchain_intercascade.judges.base import BaseJudge, ChatModel, Judgement, as_judge
+from langchain_intercascade.judges.base import BaseJudge, Judgement, as_judge
 from langchain_intercascade.judges.label_agreement import LabelAgreementJudge
 from langchain_intercascade.judges.logistic import LogisticJudge
 from langchain_intercascade.judges.logprob import (
@@ -47,7 +47,6 @@ from langchain_intercascade.judges.verifier import VerifierJudge
 __all__ = [
     "AutoJudge",
     "BaseJudge",
-    "ChatModel",
     "Judgement",
     "LabelAgreementJudge",
     "LogisticJudge",

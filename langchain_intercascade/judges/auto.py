@@ -8,8 +8,9 @@ from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.runnables import RunnableConfig
 from typing_extensions import override
 
-from langchain_intercascade.judges.base import BaseJudge, ChatModel, Judgement
+from langchain_intercascade.judges.base import BaseJudge, Judgement
 from langchain_intercascade.judges.logprob import LogprobJudge, token_logprobs
+from langchain_intercascade.model_types import ChatModel
 
 
 class AutoJudge(BaseJudge):

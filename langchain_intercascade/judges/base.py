@@ -7,16 +7,13 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
-from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, get_buffer_string
-from langchain_core.runnables import Runnable, RunnableBinding, RunnableConfig
+from langchain_core.runnables import Runnable, RunnableConfig
 from pydantic import BaseModel, ConfigDict, Field
 from typing_extensions import override
 
 from langchain_intercascade.costs import Usage
-
-ChatModel = BaseChatModel | RunnableBinding[Any, Any]
-"""A chat model, or one with bound arguments (``model.bind(logprobs=True)``)."""
+from langchain_intercascade.model_types import ChatModel
 
 
 class Judgement(BaseModel):

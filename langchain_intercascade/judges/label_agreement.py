@@ -9,8 +9,9 @@ from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.runnables import Runnable, RunnableConfig
 from typing_extensions import override
 
-from langchain_intercascade.judges.base import BaseJudge, ChatModel, Judgement, as_judge
+from langchain_intercascade.judges.base import BaseJudge, Judgement, as_judge
 from langchain_intercascade.judges.logprob import LogprobJudge
+from langchain_intercascade.model_types import ChatModel
 from langchain_intercascade.prompts import CascadePrompts
 
 if TYPE_CHECKING:

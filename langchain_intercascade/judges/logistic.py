@@ -15,7 +15,8 @@ from scipy.special import expit
 from typing_extensions import override
 
 from langchain_intercascade.costs import Usage, merge_usage
-from langchain_intercascade.judges.base import BaseJudge, ChatModel, Judgement, as_judge
+from langchain_intercascade.judges.base import BaseJudge, Judgement, as_judge
+from langchain_intercascade.model_types import ChatModel
 
 
 class LogisticJudge(BaseJudge):
@@ -77,7 +78,7 @@ class LogisticJudge(BaseJudge):
             judges: The component judges.
             confidences: One row per labelled example, one column per judge
                 (column ``i`` holds ``judges[i]``'s confidences), e.g. from
-                :func:`~langchain_intercascade.calibration.collect_confidences`
+                :func:`~langchain_intercascade.evaluation.collect_confidences`
                 run once per judge.
             correct: Whether each example's answer was right.
             l2: The penalty on the squared weights (not the bias), added to the

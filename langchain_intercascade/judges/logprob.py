@@ -12,7 +12,8 @@ from langchain_core.runnables import RunnableBinding, RunnableConfig
 from typing_extensions import override
 
 from langchain_intercascade.answers import AnswerExtractor
-from langchain_intercascade.judges.base import BaseJudge, ChatModel, Judgement
+from langchain_intercascade.judges.base import BaseJudge, Judgement
+from langchain_intercascade.model_types import ChatModel
 
 
 class MissingLogprobsError(ValueError):

@@ -20,12 +20,11 @@ from langchain_intercascade.answers import extract_choice
 from langchain_intercascade.calibration import (
     OnlineRecalibrator,
     ThresholdCalibration,
-    acollect_confidences,
     calibrate_threshold,
     clopper_pearson_upper,
-    collect_confidences,
     threshold_for_deferral_rate,
 )
+from langchain_intercascade.evaluation import acollect_confidences, collect_confidences
 from langchain_intercascade.testing import ScriptedChatModel
 
 ALPHA = 0.1

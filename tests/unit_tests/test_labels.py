@@ -9,9 +9,14 @@ import pytest
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 
 from langchain_intercascade import StrategyBank, create_intercascade
-from langchain_intercascade.evaluation import EvaluationConfig, Example, run_evaluation
+from langchain_intercascade.evaluation import (
+    EvaluationConfig,
+    Example,
+    load_labelled,
+    run_evaluation,
+)
 from langchain_intercascade.judges import LabelAgreementJudge
-from langchain_intercascade.labels import LabelSet, load_labelled
+from langchain_intercascade.labels import LabelSet
 from langchain_intercascade.strategies import RetrievedStrategy, Strategy, StrategyRecord
 from langchain_intercascade.testing import SUPPORT_LABELS, SUPPORT_TICKETS, fake_label_models
 

@@ -13,10 +13,8 @@ from langchain_core.runnables import RunnableConfig
 from langgraph.pregel import Pregel
 from pydantic import BaseModel, ConfigDict
 
-from langchain_intercascade.calibration.threshold import (
-    ThresholdCalibration,
-    calibrate_threshold,
-)
+from langchain_intercascade.calibration import ThresholdCalibration, calibrate_threshold
+from langchain_intercascade.graph import CascadeTurn
 
 
 class CollectedConfidences(BaseModel):
@@ -74,8 +72,6 @@ def _prepare_collection(
 def _collected(
     states: Sequence[dict[str, Any]], golds: Sequence[str], grader: Callable[[str, str], bool]
 ) -> CollectedConfidences:
-    from langchain_intercascade.graph import CascadeTurn  # the graph imports this package
-
     turns = [CascadeTurn.from_state(state) for state in states]
     answers = [t.weak_message.text if t.weak_message else "" for t in turns]
     return CollectedConfidences(

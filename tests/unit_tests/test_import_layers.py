@@ -1,0 +1,45 @@
+"""The package's import layers (``[tool.importlinter]`` in pyproject.toml) hold.
+
+A lower layer importing a higher one (say, calibration driving the graph) fails
+here; so does a new module that no layer names, which the check would not see.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+import re
+import sys
+from pathlib import Path
+
+import pytest
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # import-linter's own TOML reader there
+    import tomli as tomllib
+
+importlinter = pytest.importorskip("importlinter.cli", reason="the test extra is not installed")
+
+PYPROJECT = Path(__file__).resolve().parents[2] / "pyproject.toml"
+CONTRACTS = tomllib.loads(PYPROJECT.read_text(encoding="utf-8"))["tool"]["importlinter"][
+    "contracts"
+]
+
+
+def _layered(container: str) -> set[str]:
+    [contract] = [c for c in CONTRACTS if c["containers"] == [container]]
+    return {name.strip() for layer in contract["layers"] for name in re.split(r"[|:]", layer)}
+
+
+def _children(package: str) -> set[str]:
+    return {info.name for info in pkgutil.iter_modules(importlib.import_module(package).__path__)}
+
+
+def test_no_layer_imports_a_higher_one() -> None:
+    assert importlinter.lint_imports(config_filename=str(PYPROJECT), no_cache=True) == 0
+
+
+@pytest.mark.parametrize("package", ["langchain_intercascade", "langchain_intercascade.bank"])
+def test_every_module_is_in_a_layer(package: str) -> None:
+    assert _children(package) <= _layered(package), "add the new module to a layer"
