@@ -48,6 +48,47 @@ def _well_formed(value: Any) -> Any:
 WellFormedStr = Annotated[str, BeforeValidator(_well_formed)]
 """A ``str`` field whose lone surrogates are replaced on validation."""
 
+# Ids become store keys, Chroma ids and log lines: no path separators, dots first,
+# control characters or unbounded lengths.
+_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
+
+
+def check_strategy_id(value: object) -> str:
+    """Return a strategy id unchanged, or raise ``ValueError`` naming it.
+
+    An id is 1 to 128 ASCII letters, digits, ``.``, ``_``, ``:`` or ``-``, and
+    starts with a letter or digit; the ids the bank makes are 32 hex digits.
+
+    Args:
+        value: The id to check.
+
+    Returns:
+        The id.
+
+    Raises:
+        ValueError: If it is not such a string.
+
+    Example:
+        ```python
+        from langchain_intercascade.strategies import check_strategy_id
+
+        assert check_strategy_id("other-7") == "other-7"
+        try:
+            check_strategy_id("../../etc/passwd")
+        except ValueError as exc:
+            assert "'../../etc/passwd'" in str(exc)
+        else:
+            raise AssertionError("a path was taken for an id")
+        ```
+    """
+    if isinstance(value, str) and _ID.fullmatch(value):
+        return value
+    shown = value[:64] + "..." if isinstance(value, str) and len(value) > 64 else value
+    raise ValueError(
+        f"strategy id {shown!r} is not 1 to 128 letters, digits, '.', '_', ':' or '-' "
+        "starting with a letter or digit"
+    )
+
 
 class Strategy(BaseModel):
     """A general, reusable method for a class of problems.
@@ -132,6 +173,11 @@ class StrategyRecord(BaseModel):
     variants: int = Field(
         default=0, ge=0, description="Near-duplicate strategies merged into this one."
     )
+
+    @field_validator("id")
+    @classmethod
+    def _id_well_formed(cls, value: str) -> str:
+        return check_strategy_id(value)
 
     @field_validator("namespace")
     @classmethod

@@ -8,16 +8,29 @@ file, so a crash at any point leaves the old or the new bank, and a reader that
 finds its files gone reads the manifest again. Saves to one folder take turns
 (a POSIX ``flock`` on the folder). Only names of the fixed forms below are ever
 written, read or removed, whatever a manifest says.
+
+A reader opens only regular files inside the folder, never through a symbolic
+link (the folder itself may be one), and checks each file's size against what
+the manifest's count and dimension allow before reading it: a FIFO, a device or
+a huge sparse file is a :class:`BankCorruptedError`, promptly. A manifest with
+checksums is verified whatever its version number says: ``sha256`` is the mark
+of format 3, which format 2 never wrote, so a flipped version byte cannot turn
+the checksums off. A format 2 manifest (no checksums) is read only with
+``allow_unverified=True``. What is read is screened by a strategy filter
+(:func:`screen`) before it is stored.
 """
 
 from __future__ import annotations
 
+import errno
 import gc
 import hashlib
 import io
 import json
+import logging
 import os
 import re
+import stat
 import sys
 import threading
 import uuid
@@ -32,10 +45,18 @@ from langchain_core.embeddings import Embeddings
 from pydantic import ValidationError
 
 from langchain_intercascade.bank.catalog import _Catalog, _check_namespace
+from langchain_intercascade.guards import StrategyFilter
 from langchain_intercascade.strategies import Strategy, StrategyRecord, content_id
 
 if sys.platform != "win32":
     import fcntl
+
+logger = logging.getLogger("langchain_intercascade.bank")
+
+StrategyScreen = Callable[[Strategy], str | None]
+"""A strategy filter: why a strategy must not be stored, or None."""
+DEFAULT_FILTER = StrategyFilter()
+""":func:`screen`'s default for loads and imports: the cascade's default filter."""
 
 FORMAT_VERSION = 3
 _READABLE_VERSIONS = (2, 3)  # 2: the same files, without checksums
@@ -51,6 +72,22 @@ _LEFTOVER = re.compile(
     r"|\.(manifest\.json|strategies-[0-9a-f]{12}\.jsonl)\.tmp-[0-9a-f]{8}"
 )
 _SHA256 = re.compile(r"[0-9a-f]{64}")
+# Size caps, checked before a file is read. A manifest is a few hundred bytes; a
+# record holds one strategy and one query (saves refuse a longer one, so that
+# what is saved loads); an .npy header a save writes is under 200 bytes.
+_MANIFEST_MAX_BYTES = 64 * 1024
+RECORD_MAX_BYTES = 4 * 1024 * 1024
+_NPY_HEADER_MAX_BYTES = 64 * 1024
+_VECTOR_ITEM_MAX_BYTES = 8  # float64; saves write float32
+# No link followed, no wait on a FIFO's writer (Windows has neither flag).
+_OPEN_FLAGS = (
+    os.O_RDONLY
+    | getattr(os, "O_NOFOLLOW", 0)
+    | getattr(os, "O_NONBLOCK", 0)
+    | getattr(os, "O_CLOEXEC", 0)
+    | getattr(os, "O_BINARY", 0)
+)
+_DIR_FDS = os.open in os.supports_dir_fd
 # A reader retries while saves keep replacing the bank under it.
 _READ_ATTEMPTS = 10
 # Saved vectors are unit vectors: their squared norms lie this close to 1, and
@@ -93,6 +130,8 @@ def write_bank(
         The folder's path.
 
     Raises:
+        ValueError: If a record takes more than ``RECORD_MAX_BYTES`` as JSON;
+            nothing is written then.
         OSError: If a file cannot be written; the files of this save are removed
             and the bank saved before is left as it was.
     """
@@ -101,7 +140,14 @@ def write_bank(
     dim = int(vectors.shape[1]) if len(records) else 0
     generation = uuid.uuid4().hex[:12]
     names = {"records": f"strategies-{generation}.jsonl", "vectors": f"vectors-{generation}.npy"}
-    text = "".join(r.model_dump_json() + "\n" for r in records).encode()
+    lines = [r.model_dump_json().encode() + b"\n" for r in records]
+    for record, line in zip(records, lines, strict=True):
+        if len(line) > RECORD_MAX_BYTES:
+            raise ValueError(
+                f"strategy {record.id}: {len(line)} bytes as JSON, over the {RECORD_MAX_BYTES} "
+                "a saved record may take"
+            )
+    text = b"".join(lines)
     writers: dict[str, Callable[[_Hashing], object]] = {
         "records": lambda fh: fh.write(text),
         "vectors": lambda fh: np.save(fh, vectors.reshape(len(records), dim), allow_pickle=False),
@@ -132,32 +178,42 @@ def write_bank(
     return target
 
 
-def read_bank(folder: str | os.PathLike[str]) -> SavedBank:
+def read_bank(folder: str | os.PathLike[str], *, allow_unverified: bool = False) -> SavedBank:
     """Read and check the records and vectors of a folder written by :func:`write_bank`.
 
     Args:
-        folder: The saved folder.
+        folder: The saved folder (it may be a symbolic link; the files in it may not).
+        allow_unverified: Read a format 2 bank, whose manifest has no checksums;
+            its files are then checked for everything but damage.
 
     Returns:
         The records, their vectors and the embedding dimension the manifest names.
 
     Raises:
         FileNotFoundError: If the folder is not a saved bank (no manifest).
-        BankCorruptedError: If a file is missing, unreadable, damaged (its
-            checksum differs), malformed or inconsistent with the manifest, or
-            the format version is unknown.
+        BankCorruptedError: If a file is missing, a symbolic link, not a regular
+            file, larger than the manifest allows, unreadable, damaged (its
+            checksum differs), malformed or inconsistent with the manifest; if
+            the format version is unknown; or if the bank has no checksums and
+            ``allow_unverified`` is False.
     """
     path = Path(folder)
-    for _ in range(_READ_ATTEMPTS):
-        raw = _read_manifest(path)
-        manifest = _parse_manifest(path / _MANIFEST, raw)
-        try:
-            data = {key: _read_data(path / manifest[key]) for key in _DATA_NAMES}
-        except FileNotFoundError as exc:
-            if _read_manifest(path) != raw:
-                continue  # a save replaced the bank and removed these files: read the new one
-            raise BankCorruptedError(f"{exc.filename}: missing (the manifest names it)") from None
-        return _decode(path, manifest, data)
+    with _opened_folder(path) as dir_fd:
+        for _ in range(_READ_ATTEMPTS):
+            raw = _read_manifest(path, dir_fd)
+            manifest = _parse_manifest(path / _MANIFEST, raw, allow_unverified)
+            try:
+                data = {
+                    key: _read_file(path, dir_fd, manifest[key], _size_limit(key, manifest))
+                    for key in _DATA_NAMES
+                }
+            except FileNotFoundError as exc:
+                if _read_manifest(path, dir_fd) != raw:
+                    continue  # a save replaced the bank and removed these files: read the new one
+                raise BankCorruptedError(
+                    f"{exc.filename}: missing (the manifest names it)"
+                ) from None
+            return _decode(path, manifest, data)
     raise BankCorruptedError(f"{path / _MANIFEST}: changed on each of {_READ_ATTEMPTS} reads")
 
 
@@ -182,17 +238,26 @@ def load_into(
     lock: AbstractContextManager[object],
     folder: str | os.PathLike[str],
     embeddings: Embeddings,
+    *,
+    strategy_filter: StrategyScreen | None,
+    allow_unverified: bool,
 ) -> None:
     """Insert a saved bank into a new bank's catalog in one call, every file checked first.
+
+    The records the filter rejects are left out (see :func:`screen`).
 
     Raises:
         ValueError: If ``embeddings`` or the catalog has another dimension
             than the saved vectors.
     """
     with without_gc():
-        saved = read_bank(folder)
-        if not saved.records:
+        saved = read_bank(folder, allow_unverified=allow_unverified)
+        labels = [f"strategy {r.id}" for r in saved.records]
+        kept = screen(saved.records, labels, strategy_filter, Path(folder))
+        if not kept:
             return
+        records = [saved.records[i] for i in kept]
+        vectors = saved.vectors if len(kept) == len(saved.records) else saved.vectors[kept]
         probe = len(embeddings.embed_query("dimension check"))
         if probe != saved.dim:
             raise ValueError(
@@ -205,7 +270,47 @@ def load_into(
                     f"{Path(folder)}: the saved vectors have {saved.dim} dimensions, "
                     f"the store given {catalog.dim}"
                 )
-            catalog.insert(saved.records, saved.vectors)
+            catalog.insert(records, vectors)
+
+
+def screen(
+    records: Sequence[StrategyRecord],
+    labels: Sequence[str],
+    strategy_filter: StrategyScreen | None,
+    source: Path,
+) -> list[int]:
+    """The indices of the records a strategy filter lets into the bank.
+
+    Loads and imports skip a rejected record rather than fail, so that a filter
+    stricter than the one a bank was built under does not make it unreadable;
+    each rejection is logged as a warning (``langchain_intercascade.bank``) with
+    its label and reason, never the strategy's text.
+
+    Args:
+        records: What was read.
+        labels: How to name each record in the warning (its id, its line).
+        strategy_filter: Why a strategy must not be stored, or None; None
+            keeps every record.
+        source: The file or folder read, for the warning.
+
+    Returns:
+        The indices of the records to store, in order.
+    """
+    if strategy_filter is None:
+        return list(range(len(records)))
+    kept, rejected = [], []
+    for i, record in enumerate(records):
+        reason = strategy_filter(record.strategy)
+        if reason is None:
+            kept.append(i)
+        else:
+            rejected.append(f"{labels[i]} ({reason})")
+    if rejected:
+        logger.warning(
+            "%s: %d of %d strategies rejected by the strategy filter and not stored: %s",
+            source, len(rejected), len(records), "; ".join(rejected),
+        )  # fmt: skip
+    return kept
 
 
 def write_jsonl(path: str | os.PathLike[str], records: Sequence[StrategyRecord]) -> int:
@@ -222,25 +327,29 @@ def write_jsonl(path: str | os.PathLike[str], records: Sequence[StrategyRecord])
     return len(records)
 
 
-def read_jsonl(path: str | os.PathLike[str], namespace: str | None) -> list[StrategyRecord]:
+def read_jsonl(
+    path: str | os.PathLike[str], namespace: str | None, strategy_filter: StrategyScreen | None
+) -> list[StrategyRecord]:
     """Read records or bare strategies from JSON lines, as new records to store.
 
     A record's id is recomputed from its content and namespace, so edited
-    strategies get ids that match their text.
+    strategies get ids that match their text. The lines the filter rejects are
+    left out (see :func:`screen`).
 
     Args:
         path: The file to read.
         namespace: Put every record in this namespace; None keeps each record's
             own (bare strategies go to the default namespace).
+        strategy_filter: Screens each strategy; None keeps every one.
 
     Returns:
         The records, in file order.
 
     Raises:
-        ValueError: If a line is neither a record nor a strategy (the message
-            names the line).
+        ValueError: If a line is neither a record nor a strategy, or a record's
+            id is malformed (the message names the line).
     """
-    records = []
+    records, labels = [], []
     with open(path, encoding="utf-8") as fh:
         for number, line in enumerate(fh, 1):
             if line.strip():
@@ -248,7 +357,8 @@ def read_jsonl(path: str | os.PathLike[str], namespace: str | None) -> list[Stra
                     records.append(_imported(json.loads(line), namespace))
                 except (json.JSONDecodeError, ValidationError) as exc:
                     raise ValueError(f"{path}, line {number}: {exc}") from exc
-    return records
+                labels.append(f"line {number}")
+    return [records[i] for i in screen(records, labels, strategy_filter, Path(path))]
 
 
 def _imported(data: Any, namespace: str | None) -> StrategyRecord:
@@ -263,25 +373,80 @@ def _imported(data: Any, namespace: str | None) -> StrategyRecord:
 # -- reading ----------------------------------------------------------------------------
 
 
-def _read_manifest(folder: Path) -> bytes:
+@contextmanager
+def _opened_folder(folder: Path) -> Iterator[int | None]:
+    """The folder, held open so that every file is opened inside it (None on Windows)."""
+    if not _DIR_FDS:
+        yield None
+        return
     try:
-        return (folder / _MANIFEST).read_bytes()
+        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
     except (FileNotFoundError, NotADirectoryError):
         raise FileNotFoundError(f"{folder} is not a saved strategy bank (no {_MANIFEST})") from None
     except OSError as exc:
-        raise BankCorruptedError(f"{folder / _MANIFEST}: cannot be read ({exc.strerror})") from None
-
-
-def _read_data(path: Path) -> bytes:
+        raise BankCorruptedError(f"{folder}: cannot be read ({exc.strerror})") from None
     try:
-        return path.read_bytes()
+        yield fd
+    finally:
+        os.close(fd)
+
+
+def _read_manifest(folder: Path, dir_fd: int | None) -> bytes:
+    try:
+        return _read_file(folder, dir_fd, _MANIFEST, _MANIFEST_MAX_BYTES)
     except FileNotFoundError:
-        raise
+        raise FileNotFoundError(f"{folder} is not a saved strategy bank (no {_MANIFEST})") from None
+
+
+def _size_limit(key: str, manifest: dict[str, Any]) -> int:
+    """The most bytes a data file of a bank of the manifest's count and dimension takes."""
+    count, dim = int(manifest["count"]), int(manifest["dim"])
+    if key == "records":
+        return count * RECORD_MAX_BYTES
+    return _NPY_HEADER_MAX_BYTES + count * dim * _VECTOR_ITEM_MAX_BYTES
+
+
+def _read_file(folder: Path, dir_fd: int | None, name: str, limit: int) -> bytes:
+    """A regular file directly in the folder, at most ``limit`` bytes, never through a link.
+
+    Raises:
+        FileNotFoundError: If it is missing.
+        BankCorruptedError: If it is a link, not a regular file, too large or unreadable.
+    """
+    path = folder / name
+    try:
+        if dir_fd is None:  # no dir_fd nor O_NOFOLLOW: refuse a link seen just before
+            if path.is_symlink():
+                raise OSError(errno.ELOOP, "a symbolic link")
+            fd = os.open(path, _OPEN_FLAGS)
+        else:
+            fd = os.open(name, _OPEN_FLAGS, dir_fd=dir_fd)
+    except (FileNotFoundError, NotADirectoryError):
+        raise FileNotFoundError(errno.ENOENT, "missing", str(path)) from None
+    except OSError as exc:
+        # O_NOFOLLOW on a link: ELOOP on Linux, EMLINK on FreeBSD.
+        why = "a symbolic link" if exc.errno in (errno.ELOOP, errno.EMLINK) else exc.strerror
+        raise BankCorruptedError(f"{path}: cannot be read ({why})") from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise BankCorruptedError(f"{path}: cannot be read (not a regular file)")
+        if info.st_size > limit:
+            raise BankCorruptedError(
+                f"{path}: {info.st_size} bytes, more than the manifest allows ({limit})"
+            )
+        with open(fd, "rb", closefd=False) as fh:
+            content = fh.read(info.st_size + 1)
     except OSError as exc:
         raise BankCorruptedError(f"{path}: cannot be read ({exc.strerror})") from None
+    finally:
+        os.close(fd)
+    if len(content) != info.st_size:
+        raise BankCorruptedError(f"{path}: changed while it was read")
+    return content
 
 
-def _parse_manifest(path: Path, raw: bytes) -> dict[str, Any]:
+def _parse_manifest(path: Path, raw: bytes, allow_unverified: bool) -> dict[str, Any]:
     try:
         manifest = json.loads(raw)
     except ValueError:
@@ -304,17 +469,22 @@ def _parse_manifest(path: Path, raw: bytes) -> dict[str, Any]:
         # Only a bare name of the form saves write: never another folder's file.
         if not isinstance(manifest.get(key), str) or not pattern.fullmatch(manifest[key]):
             raise BankCorruptedError(f"{path}: '{key}' is not a {key} file name a save writes")
-    if version >= 3:
+    if version >= 3 or "sha256" in manifest:
         sums = manifest.get("sha256")
         if not isinstance(sums, dict) or not all(
             isinstance(sums.get(key), str) and _SHA256.fullmatch(sums[key]) for key in _DATA_NAMES
         ):
             raise BankCorruptedError(f"{path}: 'sha256' lacks a checksum of each data file")
+    elif not allow_unverified:
+        raise BankCorruptedError(
+            f"{path}: format version {version} has no checksums, so damage or edits to its "
+            "files cannot be detected; load it with allow_unverified=True if you trust it"
+        )
     return manifest
 
 
 def _decode(folder: Path, manifest: dict[str, Any], data: dict[str, bytes]) -> SavedBank:
-    if manifest["format_version"] >= 3:
+    if "sha256" in manifest:  # present in every format 3 manifest (see _parse_manifest)
         for key, content in data.items():
             if hashlib.sha256(content).hexdigest() != manifest["sha256"][key]:
                 raise BankCorruptedError(

@@ -38,7 +38,12 @@ from langchain_intercascade.bank.writes import (
     add_counts,
     check_write_options,
 )
-from langchain_intercascade.strategies import RetrievedStrategy, Strategy, StrategyRecord
+from langchain_intercascade.strategies import (
+    RetrievedStrategy,
+    Strategy,
+    StrategyRecord,
+    check_strategy_id,
+)
 
 if TYPE_CHECKING:
     from langchain_intercascade.bank.retriever import StrategyRetriever
@@ -322,7 +327,8 @@ class StrategyBank:
 
         Raises:
             TypeError: If ``strategy`` is neither a Strategy nor a StrategyRecord.
-            ValueError: If the namespace is empty, or the embeddings return an
+            ValueError: If the namespace is empty, a record's id is malformed
+                (see ``strategies.check_strategy_id``), or the embeddings return an
                 empty, all-zero or non-finite vector, or one of another width
                 than the stored ones; nothing is stored then.
             Exception: Whatever the store raises, with the bank as it was: a
@@ -359,6 +365,8 @@ class StrategyBank:
         self, records: Sequence[StrategyRecord], vectors: np.ndarray
     ) -> list[StrategyRecord]:
         """Store records with their unit vectors, all or nothing (see ``bank.writes``)."""
+        for record in records:  # a record copied with a new id skipped its validation
+            check_strategy_id(record.id)
         writer = _Writer(
             self._catalog,
             dedup_threshold=self.dedup_threshold,
@@ -517,19 +525,31 @@ class StrategyBank:
         *,
         embeddings: Embeddings,
         vectorstore: VectorStore | None = None,
+        strategy_filter: persistence.StrategyScreen | None = persistence.DEFAULT_FILTER,
+        allow_unverified: bool = False,
         **kwargs: Any,
     ) -> StrategyBank:
-        """Read a bank written by :meth:`save`, exactly as it was saved.
+        """Read a bank written by :meth:`save`, as it was saved, screened again.
 
-        Every file is checked (checksums, shapes, finite unit vectors, valid
-        records) before anything is stored; the records and vectors then go
-        into the store in one call. Banks saved by format version 2, which has
-        no checksums, are read with every check but those.
+        Every file is checked (regular files inside the folder, never followed
+        through a link; sizes within what the manifest allows; checksums,
+        shapes, finite unit vectors, valid records and ids) before anything is
+        stored; the records and vectors then go into the store in one call.
+        Each strategy is screened by ``strategy_filter``: one it rejects is not
+        loaded, and a warning (logger ``langchain_intercascade.bank``) names its
+        id and the reason.
 
         Args:
             folder: The folder :meth:`save` wrote.
             embeddings: The same embeddings the bank was built with.
             vectorstore: An empty store to load into; None uses FAISS.
+            strategy_filter: Why a strategy must not be loaded, or None; the
+                default is the cascade's default, ``guards.StrategyFilter()``.
+                None loads every strategy.
+            allow_unverified: Load a bank saved by format version 2, which has
+                no checksums, so that edits or damage to its files go unnoticed
+                but for the other checks. A manifest with checksums is verified
+                whatever its version says.
             **kwargs: Other :class:`StrategyBank` options (``dedup_threshold``,
                 ``dedup_policy``, ``max_size``) for later writes, or ``store=``
                 (and ``store_prefix``) to load into a LangGraph store whose
@@ -541,14 +561,19 @@ class StrategyBank:
         Raises:
             FileNotFoundError: If the folder is not a saved bank (it has no
                 ``manifest.json``).
-            BankCorruptedError: If a file of the bank is missing, damaged,
-                inconsistent with the manifest or of an unknown format version;
-                the message names the file and what is wrong.
+            BankCorruptedError: If a file of the bank is missing, a link, not a
+                regular file, too large, damaged, inconsistent with the manifest
+                or of an unknown format version, or the bank has no checksums
+                and ``allow_unverified`` is False; the message names the file
+                and what is wrong.
             ValueError: If ``embeddings`` (or the store) has another dimension
                 than the saved vectors.
         """
         bank = cls(embeddings, vectorstore=vectorstore, **kwargs)
-        persistence.load_into(bank._catalog, bank._lock, folder, embeddings)
+        persistence.load_into(
+            bank._catalog, bank._lock, folder, embeddings,
+            strategy_filter=strategy_filter, allow_unverified=allow_unverified,
+        )  # fmt: skip
         return bank
 
     def export_jsonl(self, path: str | os.PathLike[str], *, namespace: str | None = None) -> int:
@@ -568,7 +593,11 @@ class StrategyBank:
         return persistence.write_jsonl(path, self.records(namespace))
 
     def import_jsonl(
-        self, path: str | os.PathLike[str], *, namespace: str | None = None
+        self,
+        path: str | os.PathLike[str],
+        *,
+        namespace: str | None = None,
+        strategy_filter: persistence.StrategyScreen | None = persistence.DEFAULT_FILTER,
     ) -> list[StrategyRecord]:
         """Add strategies from a JSON-lines file, embedding them anew.
 
@@ -576,23 +605,31 @@ class StrategyBank:
         or a bare strategy (``title``, ``applies_when``, ``steps``, ``pitfalls``).
         A record's id is recomputed from its content, so edited strategies get
         ids that match their text. Imports are deduplicated like any write.
+        Each strategy is screened by ``strategy_filter``: one it rejects is not
+        imported, and a warning (logger ``langchain_intercascade.bank``) names
+        its line and the reason.
 
         Args:
             path: The file to read.
             namespace: Put every strategy in this namespace; None keeps each
                 record's own (bare strategies go to the default namespace).
+            strategy_filter: Why a strategy must not be imported, or None; the
+                default is the cascade's default, ``guards.StrategyFilter()``.
+                None imports every strategy.
 
         Returns:
-            The records now holding the imported strategies, in file order.
+            The records now holding the imported strategies that passed the
+            filter, in file order.
 
         Raises:
-            ValueError: If a line is neither a record nor a strategy (the message
-                names the line), or the embeddings return an empty, all-zero or
-                non-finite vector or one of another width than the stored ones;
-                nothing is imported then. Nor is anything imported when the
-                store fails: its error is raised with the bank as it was.
+            ValueError: If a line is neither a record nor a strategy, or holds a
+                malformed id (the message names the line), or the embeddings
+                return an empty, all-zero or non-finite vector or one of another
+                width than the stored ones; nothing is imported then. Nor is
+                anything imported when the store fails: its error is raised with
+                the bank as it was.
         """
-        records = persistence.read_jsonl(path, namespace)
+        records = persistence.read_jsonl(path, namespace, strategy_filter)
         if not records:
             return []
         vectors = self.embeddings.embed_documents([r.key_text for r in records])

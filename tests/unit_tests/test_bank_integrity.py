@@ -630,19 +630,24 @@ def test_every_corruption_is_detected_naming_the_file_and_the_problem(tmp_path, 
     assert "solve" not in message  # never a strategy's text
 
 
-def test_a_format_2_bank_still_loads(tmp_path):
+def test_a_format_2_bank_loads_when_the_user_allows_unverified_banks(tmp_path):
     folder = tmp_path / "bank"
     bank = filled_bank()
     bank.save(folder)
-    manifest = manifest_of(folder)
-    del manifest["sha256"]
-    (folder / "manifest.json").write_text(json.dumps({**manifest, "format_version": 2}))
-    loaded = StrategyBank.load(folder, embeddings=BagOfWordsEmbeddings())
+    to_format_2(folder)
+    loaded = StrategyBank.load(folder, embeddings=BagOfWordsEmbeddings(), allow_unverified=True)
     assert loaded.records() == bank.records()
     with pytest.raises(BankCorruptedError, match="vector 0 is not a finite unit vector"):
         rewrite_vectors(lambda v: v * np.nan)(folder)
-        edit_manifest(folder, sha256=None)  # read as format 2 again
-        StrategyBank.load(folder, embeddings=BagOfWordsEmbeddings())
+        to_format_2(folder)  # rewrite_vectors signed it again
+        StrategyBank.load(folder, embeddings=BagOfWordsEmbeddings(), allow_unverified=True)
+
+
+def to_format_2(folder: Path) -> None:
+    """The manifest as format 2 wrote it: no checksums."""
+    manifest = manifest_of(folder)
+    del manifest["sha256"]
+    (folder / "manifest.json").write_text(json.dumps({**manifest, "format_version": 2}))
 
 
 def test_a_folder_without_a_manifest_is_not_a_bank(tmp_path):
