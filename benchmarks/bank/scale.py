@@ -97,7 +97,7 @@ def random_vectors(n: int, seed: int) -> np.ndarray:
 def bulk_bank(recs: list[StrategyRecord], vectors: np.ndarray, **options: Any) -> StrategyBank:
     """A bank holding these records, written as ``load`` writes them."""
     bank = StrategyBank(EMBEDDINGS, **options)
-    bank._catalog.insert(recs, vectors)
+    bank._backend.insert(recs, vectors)
     return bank
 
 
@@ -236,7 +236,7 @@ def memory() -> dict[str, float]:
     bank = StrategyBank(EMBEDDINGS)
     tracemalloc.start()
     before_rss, before_traced = rss(), tracemalloc.get_traced_memory()[0]
-    bank._catalog.insert(recs, vectors)
+    bank._backend.insert(recs, vectors)
     grown_rss, traced = rss() - before_rss, tracemalloc.get_traced_memory()[0] - before_traced
     tracemalloc.stop()
     return {

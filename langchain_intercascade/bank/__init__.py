@@ -2,7 +2,8 @@
 
 :class:`StrategyBank` wraps FAISS (the default), ``InMemoryVectorStore``, any
 other LangChain store, Chroma, or a LangGraph store with a semantic index
-(``InMemoryStore``, ``PostgresStore``), which several processes can share;
+(``InMemoryStore``, ``PostgresStore``), which several processes can share, or
+a :class:`BankBackend` of your own;
 :class:`StrategyRetriever` exposes it as a standard LangChain retriever.
 
 Modules:
@@ -14,14 +15,15 @@ Modules:
     search: the search path: ``SearchType``, option checks, nearest strategies
         ranked by similarity and usefulness or picked by MMR.
     stats: ``BankStats`` and how ``StrategyBank.stats`` computes it.
-    backends: ``open_catalog``, the storage backend a bank's options name.
-    catalog: ``_Catalog``, what a storage backend must provide, with ``_Hit``
-        and the vector and namespace helpers the backends share.
-    local_catalog: ``_LocalCatalog``, records in this process indexed by FAISS
+    backend: ``BankBackend``, what a storage backend must provide (subclass it
+        to add one), with ``BackendHit`` and the helpers the backends share.
+    backends: ``open_backend``, the backend a bank's arguments name: the one
+        given, or a built-in.
+    vectorstore_backend: ``_VectorStoreBackend``, records in this process indexed by FAISS
         or any other LangChain vector store.
-    chroma_catalog: ``_ChromaCatalog``, records in a Chroma collection shared
+    chroma_backend: ``_ChromaBackend``, records in a Chroma collection shared
         between processes.
-    store_catalog: ``_StoreCatalog``, records as items of a LangGraph
+    store_backend: ``_StoreBackend``, records as items of a LangGraph
         ``BaseStore``, searched with the store's semantic index.
     persistence: Saved folders (manifest with checksums, JSONL records, ``.npy``
         vectors), written crash-safely and checked on load
@@ -30,6 +32,7 @@ Modules:
     namespaces: ``DEFAULT_NAMESPACE`` and ``run_namespace``, the namespace a run's config names.
 """
 
+from langchain_intercascade.bank.backend import BackendHit, BankBackend
 from langchain_intercascade.bank.namespaces import DEFAULT_NAMESPACE, NAMESPACE_KEY, run_namespace
 from langchain_intercascade.bank.persistence import FORMAT_VERSION, BankCorruptedError
 from langchain_intercascade.bank.retriever import StrategyRetriever
@@ -42,6 +45,8 @@ __all__ = [
     "DEFAULT_NAMESPACE",
     "FORMAT_VERSION",
     "NAMESPACE_KEY",
+    "BackendHit",
+    "BankBackend",
     "BankCorruptedError",
     "BankStats",
     "DedupPolicy",

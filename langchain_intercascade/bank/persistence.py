@@ -44,7 +44,7 @@ import numpy as np
 from langchain_core.embeddings import Embeddings
 from pydantic import ValidationError
 
-from langchain_intercascade.bank.catalog import _Catalog, _check_namespace
+from langchain_intercascade.bank.backend import BankBackend, _check_namespace
 from langchain_intercascade.guards import StrategyFilter
 from langchain_intercascade.strategies import Strategy, StrategyRecord, content_id
 
@@ -234,7 +234,7 @@ def without_gc() -> Iterator[None]:
 
 
 def load_into(
-    catalog: _Catalog,
+    backend: BankBackend,
     lock: AbstractContextManager[object],
     folder: str | os.PathLike[str],
     embeddings: Embeddings,
@@ -242,12 +242,12 @@ def load_into(
     strategy_filter: StrategyScreen | None,
     allow_unverified: bool,
 ) -> None:
-    """Insert a saved bank into a new bank's catalog in one call, every file checked first.
+    """Insert a saved bank into a new bank's backend in one call, every file checked first.
 
     The records the filter rejects are left out (see :func:`screen`).
 
     Raises:
-        ValueError: If ``embeddings`` or the catalog has another dimension
+        ValueError: If ``embeddings`` or the backend has another dimension
             than the saved vectors.
     """
     with without_gc():
@@ -264,13 +264,13 @@ def load_into(
                 f"{Path(folder)}: the bank was built with {saved.dim}-dimensional "
                 f"embeddings, but the embeddings given produce {probe} dimensions"
             )
-        with lock, catalog.exclusive():
-            if catalog.dim not in (None, saved.dim):
+        with lock, backend.exclusive():
+            if backend.dim not in (None, saved.dim):
                 raise ValueError(
                     f"{Path(folder)}: the saved vectors have {saved.dim} dimensions, "
-                    f"the store given {catalog.dim}"
+                    f"the store given {backend.dim}"
                 )
-            catalog.insert(records, vectors)
+            backend.insert(records, vectors)
 
 
 def screen(

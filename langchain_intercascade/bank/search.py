@@ -1,8 +1,8 @@
 """The bank's search path: options checked, nearest strategies found and ranked.
 
-:func:`search_catalog` carries out one search of a
+:func:`search_backend` carries out one search of a
 :class:`~langchain_intercascade.bank.StrategyBank` (``search``, ``asearch``) on
-its catalog, once the query is embedded: the namespace's nearest strategies,
+its backend, once the query is embedded: the namespace's nearest strategies,
 cut at ``score_threshold``, then ranked by similarity (the more useful strategy
 first among equal scores) or picked by maximal marginal relevance.
 """
@@ -15,7 +15,7 @@ from typing import Literal
 import numpy as np
 from langchain_core.vectorstores.utils import maximal_marginal_relevance
 
-from langchain_intercascade.bank.catalog import _Catalog, _check_namespace, _check_width
+from langchain_intercascade.bank.backend import BankBackend, _check_namespace, _check_width
 from langchain_intercascade.strategies import RetrievedStrategy
 
 SearchType = Literal["similarity", "mmr"]
@@ -34,8 +34,8 @@ def check_search(k: int, namespace: str, search_type: str, lambda_mult: float) -
     _check_namespace(namespace)
 
 
-def search_catalog(
-    catalog: _Catalog,
+def search_backend(
+    backend: BankBackend,
     lock: AbstractContextManager[object],
     query: str,
     vector: np.ndarray,
@@ -49,8 +49,8 @@ def search_catalog(
     """Up to ``k`` strategies near a unit query vector, best (or MMR's pick) first."""
     # Similarity fetches past k so that a tie at the k-th place can go to usefulness.
     with lock:
-        _check_width(vector, catalog.dim, "the query")
-        hits = catalog.nearest(
+        _check_width(vector, backend.dim, "the query")
+        hits = backend.nearest(
             vector, max(fetch_k, k) if search_type == "mmr" else 2 * k, namespace, query
         )
     if score_threshold is not None:

@@ -24,13 +24,13 @@ from langchain_core.vectorstores import VectorStore
 from langgraph.store.base import BaseStore
 
 from langchain_intercascade.bank import persistence
-from langchain_intercascade.bank.backends import open_catalog
-from langchain_intercascade.bank.catalog import _Catalog, _unit, _unit_rows
-from langchain_intercascade.bank.faiss_catalog import IndexType
+from langchain_intercascade.bank.backends import open_backend
+from langchain_intercascade.bank.backend import BankBackend, _unit, _unit_rows
+from langchain_intercascade.bank.faiss_backend import IndexType
 from langchain_intercascade.bank.namespaces import DEFAULT_NAMESPACE
-from langchain_intercascade.bank.search import SearchType, check_search, search_catalog
+from langchain_intercascade.bank.search import SearchType, check_search, search_backend
 from langchain_intercascade.bank.stats import BankStats, summarize
-from langchain_intercascade.bank.store_catalog import DEFAULT_PREFIX, _StoreCatalog
+from langchain_intercascade.bank.store_backend import DEFAULT_PREFIX, _StoreBackend
 from langchain_intercascade.bank.writes import (
     DedupPolicy,
     _as_record,
@@ -75,6 +75,9 @@ class StrategyBank:
 
     Args:
         embeddings: Embeds strategy keys and queries.
+        backend: Where records and vectors live, a :class:`BankBackend` of your
+            own (see the docs' "Adding a backend"), instead of ``vectorstore`` or
+            ``store``.
         vectorstore: A store of the bank's own: ``langchain_chroma.Chroma`` is
             shared between processes; any other keeps records in this process
             (see :meth:`save`). None: one FAISS index per namespace.
@@ -98,9 +101,9 @@ class StrategyBank:
 
     Raises:
         TypeError: If ``embeddings`` is not a LangChain ``Embeddings``.
-        ValueError: If an option is out of range, both ``vectorstore`` and
-            ``store`` are given, ``index_type`` is not flat with either of them,
-            or ``store`` has no cosine semantic index.
+        ValueError: If an option is out of range, more than one of ``backend``,
+            ``vectorstore`` and ``store`` is given, ``index_type`` is not flat
+            with one of them, or ``store`` has no cosine semantic index.
 
     Instantiate:
         Any LangChain ``Embeddings`` (``BagOfWordsEmbeddings`` is an offline stand-in):
@@ -165,6 +168,7 @@ class StrategyBank:
         self,
         embeddings: Embeddings,
         *,
+        backend: BankBackend | None = None,
         vectorstore: VectorStore | None = None,
         store: BaseStore | None = None,
         store_prefix: tuple[str, ...] = DEFAULT_PREFIX,
@@ -178,7 +182,7 @@ class StrategyBank:
                 f"embeddings must be a langchain_core Embeddings, got {type(embeddings).__name__}"
             )
         check_write_options(dedup_threshold, dedup_policy, max_size)
-        self._catalog: _Catalog = open_catalog(vectorstore, store, store_prefix, index_type)
+        self._backend = open_backend(backend, vectorstore, store, store_prefix, index_type)
         self.embeddings = embeddings
         self.dedup_threshold = dedup_threshold
         self.dedup_policy = dedup_policy
@@ -187,7 +191,7 @@ class StrategyBank:
 
     def __len__(self) -> int:
         with self._lock:
-            return self._catalog.count()
+            return self._backend.count()
 
     def __repr__(self) -> str:
         store = self.store or self.vectorstore
@@ -196,12 +200,12 @@ class StrategyBank:
     @property
     def vectorstore(self) -> VectorStore | None:
         """The LangChain vector store given to the bank (None with its own FAISS indexes)."""
-        return self._catalog.store
+        return self._backend.store
 
     @property
     def store(self) -> BaseStore | None:
         """The LangGraph store the strategies live in (None without ``store=``)."""
-        return self._catalog.base_store if isinstance(self._catalog, _StoreCatalog) else None
+        return self._backend.base_store if isinstance(self._backend, _StoreBackend) else None
 
     @classmethod
     def from_store(
@@ -259,7 +263,7 @@ class StrategyBank:
             The records.
         """
         with self._lock:
-            found = self._catalog.records(namespace)
+            found = self._backend.records(namespace)
         return sorted(found, key=lambda r: (r.created_at, r.id))
 
     def get(self, strategy_id: str) -> StrategyRecord | None:
@@ -272,7 +276,7 @@ class StrategyBank:
             The record, or None if there is no such strategy.
         """
         with self._lock:
-            found = self._catalog.get([strategy_id])
+            found = self._backend.get([strategy_id])
         return found[0] if found else None
 
     def stats(self, namespace: str | None = None, *, top: int = 5) -> BankStats:
@@ -297,9 +301,9 @@ class StrategyBank:
         Returns:
             How many strategies were removed.
         """
-        with self._lock, self._catalog.exclusive():
-            known = [r.id for r in self._catalog.get(list(dict.fromkeys(strategy_ids)))]
-            self._catalog.delete(known)
+        with self._lock, self._backend.exclusive():
+            known = [r.id for r in self._backend.get(list(dict.fromkeys(strategy_ids)))]
+            self._backend.delete(known)
         return len(known)
 
     # -- writes -------------------------------------------------------------------
@@ -368,12 +372,12 @@ class StrategyBank:
         for record in records:  # a record copied with a new id skipped its validation
             check_strategy_id(record.id)
         writer = _Writer(
-            self._catalog,
+            self._backend,
             dedup_threshold=self.dedup_threshold,
             dedup_policy=self.dedup_policy,
             max_size=self.max_size,
         )
-        with self._lock, self._catalog.exclusive():
+        with self._lock, self._backend.exclusive():
             return writer.write(records, vectors)
 
     # -- usefulness feedback ------------------------------------------------------
@@ -387,8 +391,8 @@ class StrategyBank:
                 was deferred to the strong model.
         """
         outcome = "times_accepted" if accepted else "times_deferred"
-        with self._lock, self._catalog.exclusive():
-            add_counts(self._catalog, strategy_ids, {"times_retrieved": 1, outcome: 1}, _now())
+        with self._lock, self._backend.exclusive():
+            add_counts(self._backend, strategy_ids, {"times_retrieved": 1, outcome: 1}, _now())
 
     async def arecord_outcome(self, strategy_ids: Sequence[str], *, accepted: bool) -> None:
         """Async :meth:`record_outcome`."""
@@ -404,9 +408,9 @@ class StrategyBank:
         Returns:
             The updated record, or None if there is no such strategy.
         """
-        with self._lock, self._catalog.exclusive():
+        with self._lock, self._backend.exclusive():
             counts = {"helpful" if helpful else "harmful": 1}
-            updated = add_counts(self._catalog, [strategy_id], counts, None)
+            updated = add_counts(self._backend, [strategy_id], counts, None)
         return updated[0] if updated else None
 
     # -- reads --------------------------------------------------------------------
@@ -448,8 +452,8 @@ class StrategyBank:
         if self._empty():
             return []
         vector = _unit(self.embeddings.embed_query(query), "the query")
-        return search_catalog(
-            self._catalog, self._lock, query, vector, k, score_threshold, namespace,
+        return search_backend(
+            self._backend, self._lock, query, vector, k, score_threshold, namespace,
             search_type, fetch_k, lambda_mult,
         )  # fmt: skip
 
@@ -470,13 +474,13 @@ class StrategyBank:
             return []
         vector = _unit(await self.embeddings.aembed_query(query), "the query")
         return await asyncio.to_thread(
-            search_catalog, self._catalog, self._lock, query, vector, k, score_threshold,
+            search_backend, self._backend, self._lock, query, vector, k, score_threshold,
             namespace, search_type, fetch_k, lambda_mult,
         )  # fmt: skip
 
     def _empty(self) -> bool:
         with self._lock:
-            return self._catalog.empty()
+            return self._backend.empty()
 
     def as_retriever(self, **kwargs: Any) -> StrategyRetriever:
         """Expose the bank as a LangChain retriever.
@@ -513,9 +517,9 @@ class StrategyBank:
             OSError: If the folder cannot be written; the bank saved there
                 before is left as it was.
         """
-        with self._lock, self._catalog.exclusive():  # records and vectors of one moment
+        with self._lock, self._backend.exclusive():  # records and vectors of one moment
             records = self.records()
-            vectors = self._catalog.vectors(records)
+            vectors = self._backend.vectors(records)
         return persistence.write_bank(folder, records, vectors)
 
     @classmethod
@@ -571,7 +575,7 @@ class StrategyBank:
         """
         bank = cls(embeddings, vectorstore=vectorstore, **kwargs)
         persistence.load_into(
-            bank._catalog, bank._lock, folder, embeddings,
+            bank._backend, bank._lock, folder, embeddings,
             strategy_filter=strategy_filter, allow_unverified=allow_unverified,
         )  # fmt: skip
         return bank

@@ -2,15 +2,15 @@
 
 :func:`_as_record` makes what ``add`` stores; :class:`_Writer` carries out one
 write of a :class:`~langchain_intercascade.bank.StrategyBank` (``add``,
-``aadd``, ``import_jsonl``) on its catalog. The bank runs it under its own lock
-and its catalog's ``exclusive()`` lock, held from the first read to the last
+``aadd``, ``import_jsonl``) on its backend. The bank runs it under its own lock
+and its backend's ``exclusive()`` lock, held from the first read to the last
 write, so that dedup and eviction see every earlier write, from this process
 or, on a store that several processes share under a lock (``PostgresStore``),
 from any.
 
 A write checks the vectors' width against the stored ones, deduplicates each
 record as if the records were added one by one (against the stored strategies
-and the new ones before it), inserts the new ones in one catalog call, then
+and the new ones before it), inserts the new ones in one backend call, then
 merges, reconciles (on a store shared without a lock: Chroma) and evicts past
 ``max_size``. If any step fails, the new records are taken back and the merged
 ones restored: the bank holds what it held before, and the error is raised.
@@ -25,7 +25,7 @@ from typing import Literal
 
 import numpy as np
 
-from langchain_intercascade.bank.catalog import _Catalog, _check_namespace, _check_width
+from langchain_intercascade.bank.backend import BankBackend, _check_namespace, _check_width
 from langchain_intercascade.strategies import Strategy, StrategyRecord
 
 DedupPolicy = Literal["merge", "skip"]
@@ -96,10 +96,10 @@ class _NewVectors:
 
 
 class _Writer:
-    """One write's rules on one catalog; called under the bank's locks.
+    """One write's rules on one backend; called under the bank's locks.
 
     Args:
-        catalog: Where the records go.
+        backend: Where the records go.
         dedup_threshold: The bank's near-duplicate threshold (None: exact copies only).
         dedup_policy: ``"merge"`` or ``"skip"``.
         max_size: The bank's limit per namespace (None: none).
@@ -107,13 +107,13 @@ class _Writer:
 
     def __init__(
         self,
-        catalog: _Catalog,
+        backend: BankBackend,
         *,
         dedup_threshold: float | None,
         dedup_policy: str,
         max_size: int | None,
     ) -> None:
-        self.catalog = catalog
+        self.backend = backend
         self.dedup_threshold = dedup_threshold
         self.dedup_policy = dedup_policy
         self.max_size = max_size
@@ -126,10 +126,10 @@ class _Writer:
 
         Raises:
             ValueError: If the vectors are of another width than the stored ones.
-            Exception: Whatever the catalog raises, once the write is taken back.
+            Exception: Whatever the backend raises, once the write is taken back.
         """
-        catalog = self.catalog
-        _check_width(vectors, catalog.dim, "a strategy's embedding")
+        backend = self.backend
+        _check_width(vectors, backend.dim, "a strategy's embedding")
         held: dict[str, StrategyRecord] = {}  # what this write returns or changes, by id
         fresh: dict[str, int] = {}  # new records' ids -> row of their vector
         merged: dict[str, StrategyRecord] = {}  # stored records as they were before a merge
@@ -137,7 +137,7 @@ class _Writer:
         answers = []
         for row, record in enumerate(records):
             # Already written: by this write, or meanwhile by a concurrent one.
-            found = held.get(record.id) or next(iter(catalog.get([record.id])), None)
+            found = held.get(record.id) or next(iter(backend.get([record.id])), None)
             if found is None:
                 found = self._twin(record, vectors[row], new, held)
                 if found is None:
@@ -151,20 +151,20 @@ class _Writer:
             held[found.id] = found
             answers.append(found.id)
         if fresh:
-            catalog.insert([held[i] for i in fresh], vectors[list(fresh.values())])
+            backend.insert([held[i] for i in fresh], vectors[list(fresh.values())])
         try:
-            catalog.update([held[i] for i in merged])
+            backend.update([held[i] for i in merged])
             moved: dict[str, str] = {}
-            if catalog.shared:
+            if backend.shared:
                 for i, row in fresh.items():
                     settled = self._settle(held[i], vectors[row])
                     moved[i], held[settled.id] = settled.id, settled
             self._evict({held[i].namespace: i for i in fresh})
         except BaseException:
             try:
-                catalog.update(list(merged.values()))
+                backend.update(list(merged.values()))
             finally:
-                catalog.delete(list(fresh))
+                backend.delete(list(fresh))
             raise
         return [held[moved.get(i, i)] for i in answers]
 
@@ -180,7 +180,7 @@ class _Writer:
             return None
         candidates = [
             (hit.score, held.get(hit.record.id, hit.record))
-            for hit in self.catalog.near_duplicates(
+            for hit in self.backend.near_duplicates(
                 vector, 1, record.namespace, record.key_text, self.dedup_threshold
             )
         ]
@@ -192,7 +192,7 @@ class _Writer:
     def _twins(self, record: StrategyRecord, vector: np.ndarray, k: int) -> list[StrategyRecord]:
         if self.dedup_threshold is None:
             return []
-        hits = self.catalog.near_duplicates(
+        hits = self.backend.near_duplicates(
             vector, k, record.namespace, record.key_text, self.dedup_threshold
         )
         return [h.record for h in hits]
@@ -202,7 +202,7 @@ class _Writer:
             return survivor
         for duplicate in duplicates:
             survivor = survivor.merged_with(duplicate)
-        self.catalog.update([survivor])
+        self.backend.update([survivor])
         return survivor
 
     def _settle(self, record: StrategyRecord, vector: np.ndarray) -> StrategyRecord:
@@ -217,7 +217,7 @@ class _Writer:
         duplicates = [r for r in group.values() if r.id != survivor.id]
         if not duplicates:
             return record
-        self.catalog.delete([r.id for r in duplicates])
+        self.backend.delete([r.id for r in duplicates])
         return self._fold(survivor, duplicates)
 
     def _evict(self, keep: dict[str, str]) -> None:
@@ -231,7 +231,7 @@ class _Writer:
             return
         victims = []
         for namespace, kept in keep.items():
-            records = self.catalog.records(namespace)
+            records = self.backend.records(namespace)
             excess = len(records) - self.max_size
             if excess > 0:
                 candidates = sorted(
@@ -240,11 +240,11 @@ class _Writer:
                 )
                 victims += [r.id for r in candidates[:excess]]
         if victims:
-            self.catalog.delete(victims)
+            self.backend.delete(victims)
 
 
 def add_counts(
-    catalog: _Catalog,
+    backend: BankBackend,
     strategy_ids: Sequence[str],
     counts: dict[str, int],
     used_at: datetime | None,
@@ -254,6 +254,6 @@ def add_counts(
     Returns:
         The updated records; unknown ids are skipped.
     """
-    updated = [r.with_counts(used_at=used_at, **counts) for r in catalog.get(list(strategy_ids))]
-    catalog.update(updated)
+    updated = [r.with_counts(used_at=used_at, **counts) for r in backend.get(list(strategy_ids))]
+    backend.update(updated)
     return updated

@@ -19,7 +19,7 @@ from langgraph.types import Checkpointer
 from typing_extensions import override
 
 from langchain_intercascade.bank import StrategyBank
-from langchain_intercascade.bank.store_catalog import has_semantic_index
+from langchain_intercascade.bank.store_backend import has_semantic_index
 from langchain_intercascade.graph.confidence_judge import ConfidenceJudge, route_after_judge
 from langchain_intercascade.graph.context import CascadeContext
 from langchain_intercascade.graph.distill_strategy import DistillStrategy

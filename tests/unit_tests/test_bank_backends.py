@@ -1,6 +1,7 @@
 """One behavioural suite for every backend of the strategy bank.
 
-``BankBehaviour`` runs here on FAISS (the bank's own indexes, and LangChain's
+``BankBehaviour`` runs here on the example backend of docs/bank.md ("Adding a
+backend"), FAISS (the bank's own indexes, and LangChain's
 ``FAISS`` store given as ``vectorstore``), ``InMemoryVectorStore``, embedded Chroma
 (when installed) and LangGraph's ``InMemoryStore``; the integration tests run
 it on ``PostgresStore`` with pgvector (tests/integration_tests/test_postgres.py).
@@ -12,8 +13,10 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import re
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -269,8 +272,8 @@ class BankBehaviour:
         ]
         path = tmp_path / "import.jsonl"
         persistence.write_jsonl(path, lines)
-        catalog = bank._catalog
-        delete = catalog.delete
+        backend = bank._backend
+        delete = backend.delete
         calls: list[object] = []
 
         def fail_first(ids: Any) -> None:
@@ -279,7 +282,7 @@ class BankBehaviour:
                 raise Fault("injected")
             delete(ids)
 
-        monkeypatch.setattr(catalog, "delete", fail_first)
+        monkeypatch.setattr(backend, "delete", fail_first)
         with pytest.raises(Fault):
             bank.import_jsonl(path)
         monkeypatch.undo()
@@ -335,7 +338,20 @@ def langchain_faiss_bank(**options: Any) -> StrategyBank:
     return StrategyBank(EMBEDDINGS, vectorstore=store, **options)
 
 
+def docs_example_backend() -> type:
+    """The ``DictBackend`` of docs/bank.md's "Adding a backend", defined as the page does."""
+    page = (Path(__file__).resolve().parents[2] / "docs" / "bank.md").read_text(encoding="utf-8")
+    [block] = [b for b in re.findall(r"```python\n(.*?)```", page, re.DOTALL) if "DictBackend" in b]
+    namespace: dict[str, Any] = {"__name__": "__docs__"}
+    exec(block, namespace)
+    backend: type = namespace["DictBackend"]
+    return backend
+
+
 BACKENDS: dict[str, MakeBank] = {
+    "docs_example": lambda **options: StrategyBank(
+        EMBEDDINGS, backend=docs_example_backend()(), **options
+    ),
     "faiss": lambda **options: StrategyBank(EMBEDDINGS, **options),
     "langchain_faiss": langchain_faiss_bank,
     "faiss_hnsw": lambda **options: StrategyBank(EMBEDDINGS, index_type="hnsw", **options),
@@ -364,3 +380,13 @@ def make_bank(request: pytest.FixtureRequest) -> MakeBank:
 
 class TestBankBackends(BankBehaviour):
     pass
+
+
+def test_a_bank_takes_one_backend() -> None:
+    backend = docs_example_backend()()
+    with pytest.raises(ValueError, match="not backend and vectorstore"):
+        StrategyBank(EMBEDDINGS, backend=backend, vectorstore=InMemoryVectorStore(EMBEDDINGS))
+    with pytest.raises(ValueError, match="not to a backend"):
+        StrategyBank(EMBEDDINGS, backend=backend, index_type="hnsw")
+    with pytest.raises(TypeError, match="backend must be a BankBackend, got dict"):
+        StrategyBank(EMBEDDINGS, backend={})  # type: ignore[arg-type]

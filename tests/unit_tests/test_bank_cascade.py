@@ -113,7 +113,7 @@ def topic_strong(messages: list[BaseMessage]) -> str:
 
 
 def indexed(bank: StrategyBank) -> int:
-    return sum(space.index.ntotal for space in bank._catalog._spaces.values())  # type: ignore[attr-defined]
+    return sum(space.index.ntotal for space in bank._backend._spaces.values())  # type: ignore[attr-defined]
 
 
 def test_abatch_with_max_concurrency_16_loses_no_strategy():

@@ -15,7 +15,7 @@ from langchain_core.embeddings import Embeddings
 from langchain_core.vectorstores import InMemoryVectorStore
 
 from langchain_intercascade import Strategy, StrategyBank
-from langchain_intercascade.bank import faiss_catalog, persistence
+from langchain_intercascade.bank import faiss_backend, persistence
 from langchain_intercascade.strategies import StrategyRecord
 
 DIM = 32
@@ -59,7 +59,7 @@ def exact(records: list[StrategyRecord], query: str, k: int) -> list[str]:
 @pytest.fixture
 def small_ivf(monkeypatch: pytest.MonkeyPatch) -> None:
     """IVF trains from 64 vectors instead of 4,096, to test it at a small size."""
-    monkeypatch.setattr(faiss_catalog, "_IVF_MIN_TRAIN", 64)
+    monkeypatch.setattr(faiss_backend, "_IVF_MIN_TRAIN", 64)
 
 
 @pytest.mark.parametrize("index_type", ["flat", "hnsw", "ivf"])
@@ -109,28 +109,28 @@ def test_an_ivf_namespace_trains_once_it_is_large_enough(tmp_path):
     bank = StrategyBank(EMBEDDINGS, index_type="ivf", dedup_threshold=None)
     for i in range(70):
         bank.add(record(i, "a"))
-    spaces = bank._catalog._spaces  # type: ignore[attr-defined]
+    spaces = bank._backend._spaces  # type: ignore[attr-defined]
     assert spaces["a"].trained_at == 64 and type(spaces["a"].index).__name__ == "IndexIVFFlat"
 
 
 def test_index_type_is_validated():
     with pytest.raises(ValueError, match="index_type must be one of 'flat', 'hnsw', 'ivf'"):
         StrategyBank(EMBEDDINGS, index_type="annoy")  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="not to a store"):
+    with pytest.raises(ValueError, match="not to a vectorstore"):
         StrategyBank(EMBEDDINGS, vectorstore=InMemoryVectorStore(EMBEDDINGS), index_type="hnsw")
 
 
 def test_a_large_hnsw_namespace_is_searched_with_a_wider_beam(tmp_path, monkeypatch):
     # One beam slot per 10 vectors here (per 2,000 in use): 64 would miss neighbours at 1M.
-    monkeypatch.setattr(faiss_catalog, "_HNSW_EF_SHARE", 10)
+    monkeypatch.setattr(faiss_backend, "_HNSW_EF_SHARE", 10)
     records = saved(tmp_path / "bank", {"big": 1500, "small": 50})
     bank = StrategyBank.load(tmp_path / "bank", embeddings=EMBEDDINGS, index_type="hnsw")
-    spaces = bank._catalog._spaces  # type: ignore[attr-defined]
+    spaces = bank._backend._spaces  # type: ignore[attr-defined]
     beam = {}
     for namespace in ("big", "small"):
         held = [r for r in records if r.namespace == namespace]
         found = bank.search("a question", k=3, namespace=namespace)
         assert [s.record.id for s in found] == exact(held, "a question", 3)
-        graph = faiss_catalog._faiss().downcast_index(spaces[namespace].index.index)
+        graph = faiss_backend._faiss().downcast_index(spaces[namespace].index.index)
         beam[namespace] = graph.hnsw.efSearch
     assert beam == {"big": 150, "small": 64}

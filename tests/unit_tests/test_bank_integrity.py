@@ -23,7 +23,7 @@ from langchain_core.vectorstores import InMemoryVectorStore
 import langchain_intercascade
 from langchain_intercascade import Strategy, StrategyBank
 from langchain_intercascade.bank import BankCorruptedError, persistence
-from langchain_intercascade.bank.faiss_catalog import _FaissCatalog
+from langchain_intercascade.bank.faiss_backend import _FaissBackend
 from langchain_intercascade.strategies import StrategyRecord
 from langchain_intercascade.testing import BagOfWordsEmbeddings
 
@@ -58,7 +58,7 @@ def assert_consistent(bank: StrategyBank) -> None:
     for record in bank.records():
         found = bank.search(record.key_text, k=1, namespace=record.namespace)
         assert found and found[0].score == pytest.approx(1.0, abs=1e-5)
-    spaces = getattr(bank._catalog, "_spaces", {})
+    spaces = getattr(bank._backend, "_spaces", {})
     assert all(s.index.ntotal == len(s.ids) for s in spaces.values())
     assert sum(len(s.ids) for s in spaces.values()) in (0, len(bank))
 
@@ -119,7 +119,7 @@ def test_nan_infinite_zero_and_empty_vectors_are_refused_before_storing(bad, tmp
     path.write_text(json.dumps({"title": "B", "applies_when": "b", "steps": ["b"]}) + "\n")
     with pytest.raises(ValueError, match="embeddings returned|numeric vectors"):
         bank.import_jsonl(path)
-    assert len(bank) == 0 and not bank._catalog._spaces
+    assert len(bank) == 0 and not bank._backend._spaces
     # The same vector as a query, against a bank that holds strategies.
     good = StrategyBank(FixedEmbeddings([1.0] * 8))
     good.add(strategy("A"))
@@ -143,7 +143,7 @@ def test_embeddings_that_return_too_few_vectors_are_refused():
 
 
 def faiss_fault(bank: StrategyBank, monkeypatch: pytest.MonkeyPatch, where: str) -> None:
-    space = bank._catalog._spaces["default"]
+    space = bank._backend._spaces["default"]
     if where == "index":
         monkeypatch.setattr(space.index, "add_with_ids", then_fail(space.index.add_with_ids))
     else:  # the write's second namespace fails after the first was written
@@ -186,7 +186,7 @@ def test_a_faiss_write_failing_halfway_is_rolled_back(monkeypatch, tmp_path, whe
             )
             bank.import_jsonl(path)
     monkeypatch.undo()
-    assert "new" not in bank._catalog._spaces
+    assert "new" not in bank._backend._spaces
     assert bank.records() == before
     assert top_titles(bank, "apples in each basket")[0] == "Equal groups"
     assert_consistent(bank)
@@ -225,7 +225,7 @@ def test_a_failed_write_to_another_store_is_rolled_back(monkeypatch):
 def test_a_faiss_delete_failing_halfway_leaves_every_strategy_searchable(monkeypatch, index_type):
     bank = filled_bank(index_type=index_type)
     speed = next(r for r in bank.records() if r.strategy.title == "Speed")
-    space = bank._catalog._spaces["default"]
+    space = bank._backend._spaces["default"]
     if index_type == "flat":  # FAISS removed the vectors, then failed
         monkeypatch.setattr(space.index, "remove_ids", then_fail(space.index.remove_ids))
     else:  # a graph is rebuilt on removal: it fails while adding the kept vectors
@@ -263,7 +263,7 @@ def fail_once(original: Callable) -> Callable:
 def test_an_eviction_that_fails_refuses_the_add(monkeypatch):
     bank = filled_bank(max_size=4)
     before = bank.records()
-    monkeypatch.setattr(bank._catalog, "delete", fail_once(bank._catalog.delete))
+    monkeypatch.setattr(bank._backend, "delete", fail_once(bank._backend.delete))
     with pytest.raises(Fault):
         bank.add(strategy("Ages"), source_query="ages now and later")
     monkeypatch.undo()
@@ -276,7 +276,7 @@ def test_an_eviction_that_fails_refuses_the_add(monkeypatch):
 
 def test_an_eviction_that_keeps_failing_is_raised_with_the_bank_consistent(monkeypatch):
     bank = filled_bank(max_size=4)
-    monkeypatch.setattr(bank._catalog, "delete", fail)
+    monkeypatch.setattr(bank._backend, "delete", fail)
     for title in ("Ages", "Coins"):
         with pytest.raises(Fault):
             bank.add(strategy(title), source_query=f"{title} puzzle")
@@ -303,7 +303,7 @@ def test_a_failed_import_takes_back_its_merges_and_new_strategies(tmp_path, monk
     ]
     path = tmp_path / "import.jsonl"
     persistence.write_jsonl(path, lines)
-    monkeypatch.setattr(bank._catalog, "delete", fail_once(bank._catalog.delete))
+    monkeypatch.setattr(bank._backend, "delete", fail_once(bank._backend.delete))
     with pytest.raises(Fault):
         bank.import_jsonl(path)
     monkeypatch.undo()
@@ -322,13 +322,13 @@ def test_a_failed_import_takes_back_its_merges_and_new_strategies(tmp_path, monk
 def test_load_and_import_write_the_store_once(tmp_path, monkeypatch):
     filled_bank().save(tmp_path / "bank")
     calls = []
-    original = _FaissCatalog.insert
+    original = _FaissBackend.insert
 
     def counting_insert(self, records, vectors):
         calls.append(len(records))
         return original(self, records, vectors)
 
-    monkeypatch.setattr(_FaissCatalog, "insert", counting_insert)
+    monkeypatch.setattr(_FaissBackend, "insert", counting_insert)
     loaded = StrategyBank.load(tmp_path / "bank", embeddings=BagOfWordsEmbeddings())
     assert calls == [5] and len(loaded) == 5
     loaded.export_jsonl(tmp_path / "all.jsonl")

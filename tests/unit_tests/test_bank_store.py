@@ -16,7 +16,7 @@ from langgraph.store.base import Op, PutOp, Result
 from langgraph.store.memory import InMemoryStore
 
 from langchain_intercascade import Strategy, StrategyBank, create_intercascade
-from langchain_intercascade.bank import persistence, store_catalog
+from langchain_intercascade.bank import persistence, store_backend
 from langchain_intercascade.strategies import StrategyRecord
 from langchain_intercascade.testing import BagOfWordsEmbeddings, fake_models
 
@@ -94,7 +94,7 @@ def test_a_store_must_search_by_cosine_with_the_banks_width():
     l2 = InMemoryStore(index={"embed": EMBEDDINGS, "dims": 256, "distance_type": "l2"})
     with pytest.raises(ValueError, match="distance_type='cosine'"):
         StrategyBank(EMBEDDINGS, store=l2)
-    with pytest.raises(ValueError, match="not both"):
+    with pytest.raises(ValueError, match="not vectorstore and store"):
         StrategyBank(EMBEDDINGS, store=indexed_store(), vectorstore=InMemoryVectorStore(EMBEDDINGS))
     with pytest.raises(ValueError, match="at least one label"):
         StrategyBank(EMBEDDINGS, store=indexed_store(), store_prefix=())
@@ -189,7 +189,7 @@ def test_a_bulk_write_that_fails_halfway_stores_none_of_it(tmp_path, monkeypatch
     persistence.write_jsonl(
         path, [StrategyRecord.create(strategy(w), source_query=f"{w} puzzle") for w in words]
     )
-    monkeypatch.setattr(store_catalog, "_PAGE", 2)
+    monkeypatch.setattr(store_backend, "_PAGE", 2)
     store.fail_on, store.pages = 2, []  # three pages; the second fails
     with pytest.raises(Fault):
         bank.import_jsonl(path)

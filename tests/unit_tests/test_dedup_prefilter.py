@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from langchain_intercascade.bank.catalog import _Catalog
-from langchain_intercascade.bank.faiss_catalog import _FaissCatalog, hamming_radius
+from langchain_intercascade.bank.backend import BankBackend
+from langchain_intercascade.bank.faiss_backend import _FaissBackend, hamming_radius
 from langchain_intercascade.strategies import Strategy, StrategyRecord
 
 DIM = 64
@@ -32,52 +32,53 @@ def records(n: int, namespace: str = "default", start: int = 0) -> list[Strategy
     ]
 
 
-def exact(catalog: _FaissCatalog, vector: np.ndarray, k: int, threshold: float) -> list[str]:
+def exact(backend: _FaissBackend, vector: np.ndarray, k: int, threshold: float) -> list[str]:
     # The base class's answer: filter the exact nearest records.
     return [
-        h.record.id for h in _Catalog.near_duplicates(catalog, vector, k, "default", "", threshold)
+        h.record.id
+        for h in BankBackend.near_duplicates(backend, vector, k, "default", "", threshold)
     ]
 
 
 @pytest.mark.parametrize("index_type", ["flat", "hnsw", "ivf"])
 def test_near_duplicates_match_an_exact_scan(index_type: str) -> None:
     rng = np.random.default_rng(0)
-    catalog = _FaissCatalog(index_type)  # type: ignore[arg-type]
+    backend = _FaissBackend(index_type)  # type: ignore[arg-type]
     vectors = unit(rng.standard_normal((5000, DIM)))
-    catalog.insert(records(5000), vectors)
+    backend.insert(records(5000), vectors)
     if index_type == "ivf":
-        assert catalog._spaces["default"].trained_at == 5000  # the retrained path keeps codes
+        assert backend._spaces["default"].trained_at == 5000  # the retrained path keeps codes
     found = 0
     for i, cosine in enumerate(np.linspace(0.85, 1.0, 200)):
         query = at_cosine(vectors[i * 7], float(cosine), rng)
-        hits = catalog.near_duplicates(query, 3, "default", "", 0.9)
+        hits = backend.near_duplicates(query, 3, "default", "", 0.9)
         found += bool(hits)
-        assert [h.record.id for h in hits] == exact(catalog, query, 3, 0.9)
+        assert [h.record.id for h in hits] == exact(backend, query, 3, 0.9)
     assert found >= 120  # the queries at cosine >= 0.9 (a little slack for the index's recall)
 
 
 def test_deleted_records_leave_the_codes_too() -> None:
     rng = np.random.default_rng(1)
-    catalog = _FaissCatalog()
+    backend = _FaissBackend()
     vectors = unit(rng.standard_normal((50, DIM)))
     stored = records(50)
-    catalog.insert(stored, vectors)
+    backend.insert(stored, vectors)
     query = at_cosine(vectors[3], 0.95, rng)
-    assert [h.record.id for h in catalog.near_duplicates(query, 1, "default", "", 0.9)] == [
+    assert [h.record.id for h in backend.near_duplicates(query, 1, "default", "", 0.9)] == [
         stored[3].id
     ]
-    catalog.delete([stored[3].id])
-    assert catalog.near_duplicates(query, 1, "default", "", 0.9) == []
-    assert catalog._spaces["default"].codes.index.ntotal == 49
+    backend.delete([stored[3].id])
+    assert backend.near_duplicates(query, 1, "default", "", 0.9) == []
+    assert backend._spaces["default"].codes.index.ntotal == 49
 
 
 def test_other_namespaces_are_not_duplicates() -> None:
     rng = np.random.default_rng(2)
-    catalog = _FaissCatalog()
+    backend = _FaissBackend()
     vector = unit(rng.standard_normal((1, DIM)))
-    catalog.insert(records(1, namespace="tenant-a"), vector)
-    assert catalog.near_duplicates(vector[0], 1, "tenant-b", "", 0.9) == []
-    assert len(catalog.near_duplicates(vector[0], 1, "tenant-a", "", 0.9)) == 1
+    backend.insert(records(1, namespace="tenant-a"), vector)
+    assert backend.near_duplicates(vector[0], 1, "tenant-b", "", 0.9) == []
+    assert len(backend.near_duplicates(vector[0], 1, "tenant-a", "", 0.9)) == 1
 
 
 def test_the_radius_follows_the_threshold_and_gives_up_near_orthogonal() -> None:
@@ -88,10 +89,10 @@ def test_the_radius_follows_the_threshold_and_gives_up_near_orthogonal() -> None
 
 def test_a_low_threshold_falls_back_to_the_exact_scan() -> None:
     rng = np.random.default_rng(3)
-    catalog = _FaissCatalog()
+    backend = _FaissBackend()
     vectors = unit(rng.standard_normal((200, DIM)))
-    catalog.insert(records(200), vectors)
+    backend.insert(records(200), vectors)
     query = at_cosine(vectors[0], 0.6, rng)
-    assert [h.record.id for h in catalog.near_duplicates(query, 2, "default", "", 0.5)] == exact(
-        catalog, query, 2, 0.5
+    assert [h.record.id for h in backend.near_duplicates(query, 2, "default", "", 0.5)] == exact(
+        backend, query, 2, 0.5
     )

@@ -1,7 +1,7 @@
 """A LangChain vector store given to the bank: a small namespace is searched without the store.
 
 LangChain's ``FAISS`` filters a namespace after its search, and
-``InMemoryVectorStore`` calls a Python filter per document, so the catalog scans
+``InMemoryVectorStore`` calls a Python filter per document, so the backend scans
 the namespace's own vectors instead whenever that costs less, and gets what an
 exact scan of the namespace finds.
 """
@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from langchain_core.vectorstores import InMemoryVectorStore
 
-from langchain_intercascade.bank.local_catalog import _LocalCatalog
+from langchain_intercascade.bank.vectorstore_backend import _VectorStoreBackend
 from langchain_intercascade.strategies import Strategy, StrategyRecord
 from langchain_intercascade.testing import BagOfWordsEmbeddings
 
@@ -47,7 +47,7 @@ def faiss_store() -> Any:
     from langchain_community.vectorstores.utils import DistanceStrategy
 
     return FAISS(
-        None,  # type: ignore[arg-type]  # the catalog hands FAISS vectors, never text
+        None,  # type: ignore[arg-type]  # the backend hands FAISS vectors, never text
         faiss.IndexFlatIP(DIM),
         InMemoryDocstore(),
         {},
@@ -56,7 +56,7 @@ def faiss_store() -> Any:
 
 
 def in_memory_store() -> InMemoryVectorStore:
-    # It embeds the key texts itself; the catalog scores with the vectors it was given.
+    # It embeds the key texts itself; the backend scores with the vectors it was given.
     return InMemoryVectorStore(BagOfWordsEmbeddings(dim=DIM))
 
 
@@ -76,10 +76,10 @@ class Searches:
 
 
 def exact(
-    catalog: _LocalCatalog, vector: np.ndarray, k: int, namespace: str
+    backend: _VectorStoreBackend, vector: np.ndarray, k: int, namespace: str
 ) -> list[tuple[str, float]]:
-    held = catalog.records(namespace)
-    scores = catalog.vectors(held) @ vector
+    held = backend.records(namespace)
+    scores = backend.vectors(held) @ vector
     best = sorted(zip((r.id for r in held), scores.tolist(), strict=True), key=lambda p: -p[1])
     return [(i, round(s, 5)) for i, s in best[:k]]
 
@@ -87,51 +87,51 @@ def exact(
 @pytest.mark.parametrize("make_store", [faiss_store, in_memory_store])
 def test_a_small_namespace_is_scanned_alone_and_exactly(make_store, monkeypatch):
     rng = np.random.default_rng(0)
-    catalog = _LocalCatalog(make_store())
+    backend = _VectorStoreBackend(make_store())
     big, small = records(200, "big"), records(7, "small")
-    catalog.insert(big + small, unit(rng.standard_normal((207, DIM))))
-    searches = Searches(catalog.store, monkeypatch)
+    backend.insert(big + small, unit(rng.standard_normal((207, DIM))))
+    searches = Searches(backend.store, monkeypatch)
     for _ in range(20):
         query = unit(rng.standard_normal(DIM))
-        hits = catalog.nearest(query, 3, "small", "")
-        assert [(h.record.id, round(h.score, 5)) for h in hits] == exact(catalog, query, 3, "small")
+        hits = backend.nearest(query, 3, "small", "")
+        assert [(h.record.id, round(h.score, 5)) for h in hits] == exact(backend, query, 3, "small")
         assert all(h.record.namespace == "small" for h in hits)
-        assert np.allclose(catalog.vectors([h.record for h in hits]), [h.vector for h in hits])
+        assert np.allclose(backend.vectors([h.record for h in hits]), [h.vector for h in hits])
     assert searches.count == 0
-    assert catalog.nearest(unit(rng.standard_normal(DIM)), 3, "absent", "") == []
+    assert backend.nearest(unit(rng.standard_normal(DIM)), 3, "absent", "") == []
 
 
 def test_a_large_namespace_of_a_faiss_store_is_searched_by_the_store(monkeypatch):
     rng = np.random.default_rng(1)
-    catalog = _LocalCatalog(faiss_store())
+    backend = _VectorStoreBackend(faiss_store())
     held = records(150, "big") + records(50, "other")
-    catalog.insert(held, unit(rng.standard_normal((200, DIM))))
-    searches = Searches(catalog.store, monkeypatch)
+    backend.insert(held, unit(rng.standard_normal((200, DIM))))
+    searches = Searches(backend.store, monkeypatch)
     query = unit(rng.standard_normal(DIM))
-    hits = catalog.nearest(query, 3, "big", "")
-    assert [(h.record.id, round(h.score, 5)) for h in hits] == exact(catalog, query, 3, "big")
+    hits = backend.nearest(query, 3, "big", "")
+    assert [(h.record.id, round(h.score, 5)) for h in hits] == exact(backend, query, 3, "big")
     assert searches.count >= 1
 
 
 @pytest.mark.parametrize("make_store", [faiss_store, in_memory_store])
 def test_deletes_and_growth_keep_each_namespace_searchable(make_store):
     rng = np.random.default_rng(2)
-    catalog = _LocalCatalog(make_store())
+    backend = _VectorStoreBackend(make_store())
     held: list[StrategyRecord] = []
     for step in range(30):
         batch = records(int(rng.integers(1, 9)), f"ns{step % 3}")
-        catalog.insert(batch, unit(rng.standard_normal((len(batch), DIM))))
+        backend.insert(batch, unit(rng.standard_normal((len(batch), DIM))))
         held += batch
         doomed = [held.pop(int(i)) for i in sorted(rng.choice(len(held), 3), reverse=True)]
-        catalog.delete([r.id for r in doomed])
-    catalog.insert(records(300, "filler"), unit(rng.standard_normal((300, DIM))))
-    assert catalog.count() == len(held) + 300
+        backend.delete([r.id for r in doomed])
+    backend.insert(records(300, "filler"), unit(rng.standard_normal((300, DIM))))
+    assert backend.count() == len(held) + 300
     for namespace in ("ns0", "ns1", "ns2"):
-        assert {r.id for r in catalog.records(namespace)} == {
+        assert {r.id for r in backend.records(namespace)} == {
             r.id for r in held if r.namespace == namespace
         }
         query = unit(rng.standard_normal(DIM))
-        hits = catalog.nearest(query, 4, namespace, "")
+        hits = backend.nearest(query, 4, namespace, "")
         assert [(h.record.id, round(h.score, 5)) for h in hits] == exact(
-            catalog, query, 4, namespace
+            backend, query, 4, namespace
         )

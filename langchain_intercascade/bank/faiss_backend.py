@@ -34,7 +34,7 @@ from typing import Any, Literal, get_args
 
 import numpy as np
 
-from langchain_intercascade.bank.catalog import _Hit, _InProcessCatalog
+from langchain_intercascade.bank.backend import BackendHit, _InProcessBackend
 from langchain_intercascade.strategies import StrategyRecord
 
 IndexType = Literal["flat", "hnsw", "ivf"]
@@ -204,7 +204,7 @@ class _Space:
         return scores[0][found], labels[0][found]
 
 
-class _FaissCatalog(_InProcessCatalog):
+class _FaissBackend(_InProcessBackend):
     """Records in this process, each vector only in its namespace's FAISS index.
 
     Args:
@@ -226,20 +226,20 @@ class _FaissCatalog(_InProcessCatalog):
         space = self._spaces.get(namespace)
         return [self._records[i] for i in space.ids] if space else []
 
-    def nearest(self, vector: np.ndarray, k: int, namespace: str, text: str) -> list[_Hit]:
+    def nearest(self, vector: np.ndarray, k: int, namespace: str, text: str) -> list[BackendHit]:
         space = self._spaces.get(namespace)
         if space is None or not space.ids:
             return []
         scores, labels = space.search(vector, k)
         rows = space.vectors(labels)
         return [
-            _Hit(self._records[self._ids[int(label)]], float(score), row)
+            BackendHit(self._records[self._ids[int(label)]], float(score), row)
             for score, label, row in zip(scores, labels, rows, strict=True)
         ]
 
     def near_duplicates(
         self, vector: np.ndarray, k: int, namespace: str, text: str, threshold: float
-    ) -> list[_Hit]:
+    ) -> list[BackendHit]:
         radius = hamming_radius(threshold)
         space = self._spaces.get(namespace)
         if radius is None or space is None:
@@ -249,7 +249,8 @@ class _FaissCatalog(_InProcessCatalog):
         scores = rows @ vector
         best = [i for i in np.argsort(-scores)[:k] if scores[i] >= threshold]
         return [
-            _Hit(self._records[self._ids[int(labels[i])]], float(scores[i]), rows[i]) for i in best
+            BackendHit(self._records[self._ids[int(labels[i])]], float(scores[i]), rows[i])
+            for i in best
         ]
 
     def insert(self, records: Sequence[StrategyRecord], vectors: np.ndarray) -> None:

@@ -9,13 +9,13 @@ import numpy as np
 from langchain_core.vectorstores import VectorStore
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
-from langchain_intercascade.bank.catalog import _Catalog, _Hit, _unit, _unit_rows
+from langchain_intercascade.bank.backend import BackendHit, BankBackend, _unit, _unit_rows
 from langchain_intercascade.strategies import StrategyRecord
 
 _BATCH = 1000
 
 
-class _ChromaCatalog(_Catalog):
+class _ChromaBackend(BankBackend):
     """Records in a Chroma collection, the source of truth for every process.
 
     Each entry's metadata carries its namespace and the whole record as JSON, so
@@ -84,7 +84,7 @@ class _ChromaCatalog(_Catalog):
     def count(self) -> int:
         return int(self.collection.count())
 
-    def nearest(self, vector: np.ndarray, k: int, namespace: str, text: str) -> list[_Hit]:
+    def nearest(self, vector: np.ndarray, k: int, namespace: str, text: str) -> list[BackendHit]:
         result = self._retry_read(
             self.collection.query,
             query_embeddings=[vector.tolist()],
@@ -98,7 +98,7 @@ class _ChromaCatalog(_Catalog):
         ):
             for record in self._parse([metadata]):
                 stored = _unit(embedding, f"stored strategy {record.id}")
-                found.append(_Hit(record, float(stored @ vector), stored))
+                found.append(BackendHit(record, float(stored @ vector), stored))
         return sorted(found, key=lambda hit: -hit.score)
 
     def insert(self, records: Sequence[StrategyRecord], vectors: np.ndarray) -> None:

@@ -3,7 +3,7 @@
 ``InMemoryVectorStore``, LangChain's ``FAISS`` and other stores work. The
 records and vectors kept here are the truth the store is repaired from when a
 write to it fails halfway. Without a store the bank uses
-:mod:`~langchain_intercascade.bank.faiss_catalog` instead.
+:mod:`~langchain_intercascade.bank.faiss_backend` instead.
 
 The in-process stores filter a namespace after their search (``FAISS``) or by
 a Python call per document (``InMemoryVectorStore``), so a small namespace of a
@@ -23,7 +23,7 @@ import numpy as np
 from langchain_core.documents import Document
 from langchain_core.vectorstores import InMemoryVectorStore, VectorStore
 
-from langchain_intercascade.bank.catalog import _Hit, _InProcessCatalog, _is_instance
+from langchain_intercascade.bank.backend import BackendHit, _InProcessBackend, _is_a
 from langchain_intercascade.strategies import StrategyRecord
 
 if TYPE_CHECKING:
@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
 def _faiss(store: VectorStore | None) -> FAISS | None:
     """The store if it is LangChain's FAISS, whose index and docstore are written directly."""
-    if _is_instance(store, "langchain_community.vectorstores.faiss", "FAISS"):
+    if _is_a(store, "langchain_community", "FAISS"):
         return cast("FAISS", store)
     return None
 
@@ -90,7 +90,7 @@ def _document(record: StrategyRecord) -> Document:
     return Document(page_content=record.key_text, metadata=_metadata(record), id=record.id)
 
 
-class _LocalCatalog(_InProcessCatalog):
+class _VectorStoreBackend(_InProcessBackend):
     """Records in this process; the vector store is the similarity index.
 
     Args:
@@ -120,13 +120,15 @@ class _LocalCatalog(_InProcessCatalog):
             return True
         return _faiss(self.store) is not None and 4 * len(rows) <= len(self._records)
 
-    def nearest(self, vector: np.ndarray, k: int, namespace: str, text: str) -> list[_Hit]:
+    def nearest(self, vector: np.ndarray, k: int, namespace: str, text: str) -> list[BackendHit]:
         store = self.store
         rows = self._rows.get(namespace)
         if not rows:
             return []
         if self._scans(rows):
-            return [_Hit(self._records[i], s, rows.vector(i)) for i, s in rows.nearest(vector, k)]
+            return [
+                BackendHit(self._records[i], s, rows.vector(i)) for i, s in rows.nearest(vector, k)
+            ]
         docs: list[Document]
         if _faiss(store) is not None:
             # FAISS filters the fetch_k nearest vectors in Python: widen the fetch until
@@ -149,7 +151,7 @@ class _LocalCatalog(_InProcessCatalog):
             record = self._records.get(doc.metadata.get("strategy_id", ""))
             if record is not None and record.namespace == namespace:
                 stored = rows.vector(record.id)
-                found.append(_Hit(record, float(stored @ vector), stored))
+                found.append(BackendHit(record, float(stored @ vector), stored))
         return sorted(found, key=lambda hit: -hit.score)
 
     def insert(self, records: Sequence[StrategyRecord], vectors: np.ndarray) -> None:
@@ -197,7 +199,7 @@ class _LocalCatalog(_InProcessCatalog):
                 del self._rows[namespace]
 
     def _repair(self, attempted: list[str]) -> None:
-        """Make the store hold this catalog's records again after a write failed in it.
+        """Make the store hold this backend's records again after a write failed in it.
 
         Args:
             attempted: The ids the failed write was adding or removing.

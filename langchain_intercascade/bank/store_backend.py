@@ -60,7 +60,13 @@ from weakref import WeakKeyDictionary
 import numpy as np
 from langgraph.store.base import BaseStore, Item, PutOp, SearchOp, validate_op_namespace
 
-from langchain_intercascade.bank.catalog import _Catalog, _Hit, _is_instance, _unit, _unit_rows
+from langchain_intercascade.bank.backend import (
+    BackendHit,
+    BankBackend,
+    _is_a,
+    _unit,
+    _unit_rows,
+)
 from langchain_intercascade.strategies import StrategyRecord
 
 DEFAULT_PREFIX = ("intercascade",)
@@ -108,7 +114,7 @@ def has_semantic_index(store: BaseStore) -> bool:
     return bool(getattr(store, "index_config", None))
 
 
-class _StoreCatalog(_Catalog):
+class _StoreBackend(BankBackend):
     """Records as items of a LangGraph store, searched with the store's semantic index.
 
     Args:
@@ -143,9 +149,9 @@ class _StoreCatalog(_Catalog):
             raise ValueError(
                 "the store prefix must not start with 'langgraph', which LangGraph keeps"
             )
-        if _is_instance(store, "langgraph.store.postgres.aio", "AsyncPostgresStore"):
+        if _is_a(store, "langgraph", "AsyncPostgresStore"):
             raise TypeError("use PostgresStore for a bank; AsyncPostgresStore is not supported")
-        self._postgres = _is_instance(store, "langgraph.store.postgres.base", "PostgresStore")
+        self._postgres = _is_a(store, "langgraph", "PostgresStore")
         conn = getattr(store, "conn", None)
         if self._postgres and getattr(conn, "max_size", 2) < 2:
             raise ValueError("the PostgresStore's connection pool needs max_size of at least 2")
@@ -221,14 +227,14 @@ class _StoreCatalog(_Catalog):
         # One item, not a count; other items under the prefix cost an embedding, no result.
         return not self.base_store.search(self.prefix, limit=1)
 
-    def nearest(self, vector: np.ndarray, k: int, namespace: str, text: str) -> list[_Hit]:
+    def nearest(self, vector: np.ndarray, k: int, namespace: str, text: str) -> list[BackendHit]:
         found = []
         for item in self.base_store.search(self._namespace(namespace), query=text, limit=k):
             parsed = self._parse(item)
             if parsed is not None and parsed[0].namespace == namespace:
                 record, stored = parsed
                 stored = _unit(stored, f"stored strategy {record.id}")
-                found.append(_Hit(record, float(stored @ vector), stored))
+                found.append(BackendHit(record, float(stored @ vector), stored))
         return sorted(found, key=lambda hit: -hit.score)
 
     def insert(self, records: Sequence[StrategyRecord], vectors: np.ndarray) -> None:

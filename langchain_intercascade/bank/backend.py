@@ -1,13 +1,12 @@
-"""What a storage backend must provide: the catalog contract and its shared helpers.
+"""What a storage backend must provide: the backend contract and its shared helpers.
 
-A catalog holds :class:`~langchain_intercascade.strategies.StrategyRecord`
+A backend holds :class:`~langchain_intercascade.strategies.StrategyRecord`
 objects with their unit embedding vectors, scoped by namespace. The bank calls
 it under its lock, so implementations need no locking of their own.
 """
 
 from __future__ import annotations
 
-import sys
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from contextlib import AbstractContextManager, nullcontext
@@ -74,20 +73,45 @@ def _check_namespace(namespace: str) -> str:
     return namespace
 
 
-def _is_instance(store: object, module: str, name: str) -> bool:
-    # Only a module the user already imported can have built the store: no import cost.
-    loaded = sys.modules.get(module)
-    return loaded is not None and isinstance(store, getattr(loaded, name))
+def _is_a(store: object, package: str, name: str) -> bool:
+    """Whether ``store``'s class is, or derives from, ``package``'s class ``name``.
+
+    Read from the store's own class hierarchy: an optional dependency the store
+    does not come from is never imported.
+    """
+    return any(
+        cls.__name__ == name and cls.__module__.split(".")[0] == package
+        for cls in type(store).__mro__
+    )
 
 
-class _Hit(NamedTuple):
+class BackendHit(NamedTuple):
+    """A record found near a vector: the record, its cosine similarity, its unit vector."""
+
     record: StrategyRecord
     score: float
     vector: np.ndarray
 
 
-class _Catalog(ABC):
-    """Where records and their vectors live; the bank calls it under its lock."""
+class BankBackend(ABC):
+    """Where a bank's records and their vectors live: subclass it to add a backend.
+
+    A backend holds :class:`~langchain_intercascade.strategies.StrategyRecord`
+    objects with their unit embedding vectors, scoped by namespace; give one to
+    the bank as ``StrategyBank(embeddings, backend=...)``. The bank embeds,
+    deduplicates, ranks and evicts; a backend only stores, looks up and finds the
+    nearest vectors. The bank calls it under its own lock, so a backend needs no
+    locking of its own unless other processes write to it too (then set
+    :attr:`shared` and return their common lock from :meth:`exclusive`). The
+    abstract methods are the contract; ``tests/unit_tests/test_bank_backends.py``
+    (``BankBehaviour``) is the behaviour every backend must show, and the docs'
+    "Adding a backend" runs it on an example.
+
+    Attributes:
+        store: The LangChain vector store the records are in, if any
+            (:attr:`StrategyBank.vectorstore <langchain_intercascade.bank.StrategyBank.vectorstore>`
+            returns it); None for a backend of its own.
+    """
 
     shared: ClassVar[bool] = False
     """Whether other processes may write to it concurrently."""
@@ -119,7 +143,7 @@ class _Catalog(ABC):
         return self.count() == 0
 
     @abstractmethod
-    def nearest(self, vector: np.ndarray, k: int, namespace: str, text: str) -> list[_Hit]:
+    def nearest(self, vector: np.ndarray, k: int, namespace: str, text: str) -> list[BackendHit]:
         """Up to ``k`` records of a namespace nearest to a unit vector, best first.
 
         ``text`` is what ``vector`` embeds (a query or a strategy's key text), for
@@ -128,7 +152,7 @@ class _Catalog(ABC):
 
     def near_duplicates(
         self, vector: np.ndarray, k: int, namespace: str, text: str, threshold: float
-    ) -> list[_Hit]:
+    ) -> list[BackendHit]:
         """Up to ``k`` records of a namespace at least ``threshold`` similar, best first.
 
         The write path's dedup check; a backend may answer it faster than
@@ -170,8 +194,8 @@ class _Catalog(ABC):
         return nullcontext()
 
 
-class _InProcessCatalog(_Catalog):
-    """A catalog whose records live in this process, in a dict by id.
+class _InProcessBackend(BankBackend):
+    """A backend whose records live in this process, in a dict by id.
 
     Subclasses set ``_records`` and ``_dim`` (None until the first insert).
     """
