@@ -166,6 +166,12 @@ class CascadeCostTracker(BaseCallbackHandler):
         with self._lock:
             self._parents[run_id] = parent_run_id
 
+    def _forget(self, run_id: UUID) -> None:
+        # Every run that started ends here, however it ended: nothing is kept past it.
+        with self._lock:
+            self._parents.pop(run_id, None)
+            self._covered.discard(run_id)
+
     def on_chain_start(
         self,
         serialized: dict[str, Any] | None,
@@ -190,6 +196,18 @@ class CascadeCostTracker(BaseCallbackHandler):
         """Remember the run's parent (a ChatInterCascade runs its graph below it)."""
         self._started(run_id, parent_run_id)
 
+    def on_tool_start(
+        self,
+        serialized: dict[str, Any],
+        input_str: str,
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """Remember the run's parent (a tool may run a cascade)."""
+        self._started(run_id, parent_run_id)
+
     def on_chain_end(
         self,
         outputs: dict[str, Any] | Any,
@@ -205,22 +223,30 @@ class CascadeCostTracker(BaseCallbackHandler):
                 return
             if not CascadeTurn.is_turn(outputs):
                 return
-            while parent is not None:
+            while parent in self._parents:  # only runs whose end will forget them
                 self._covered.add(parent)
                 parent = self._parents.get(parent)
         self.record(outputs["route"], outputs["usage"])
 
     def on_chain_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
         """Forget the run."""
-        with self._lock:
-            self._parents.pop(run_id, None)
-            self._covered.discard(run_id)
+        self._forget(run_id)
 
     def on_llm_end(self, response: Any, *, run_id: UUID, **kwargs: Any) -> None:
         """Forget the run."""
-        with self._lock:
-            self._parents.pop(run_id, None)
-            self._covered.discard(run_id)
+        self._forget(run_id)
+
+    def on_llm_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
+        """Forget the run (a failed model call, or a ChatInterCascade whose turn raised)."""
+        self._forget(run_id)
+
+    def on_tool_end(self, output: Any, *, run_id: UUID, **kwargs: Any) -> None:
+        """Forget the run."""
+        self._forget(run_id)
+
+    def on_tool_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
+        """Forget the run."""
+        self._forget(run_id)
 
 
 _tracker: ContextVar[CascadeCostTracker | None] = ContextVar("intercascade_costs", default=None)

@@ -45,6 +45,7 @@ from langchain_intercascade.graph import (
     run_namespace,
 )
 from langchain_intercascade.graph.context import model_name, unbound
+from langchain_intercascade.graph.inputs import has_visible_text
 from langchain_intercascade.model_types import ChatModel
 from langchain_intercascade.options import CascadeOptions, fold_options
 
@@ -116,7 +117,9 @@ class _Relay:
                 text = text.split("<", 1)[0]
                 chunk = AIMessageChunk(content=text)
             self.text += text
-        self.sent_content = self.sent_content or bool(chunk.content)
+        # Blank strong tokens do not commit the stream: a blank reply falls back.
+        shown = has_visible_text(chunk.content) if isinstance(chunk.content, str) else chunk.content
+        self.sent_content = self.sent_content or bool(shown)
         self.sent_tool_calls = self.sent_tool_calls or bool(chunk.tool_call_chunks)
         if chunk.content or chunk.tool_call_chunks:
             yield ChatGenerationChunk(message=chunk)
@@ -260,7 +263,8 @@ class ChatInterCascade(BaseChatModel):
         ```
     """
 
-    model_config = ConfigDict(arbitrary_types_allowed=True)
+    # An unknown name (a misspelt option) is an error, not silently ignored.
+    model_config = ConfigDict(arbitrary_types_allowed=True, extra="forbid")
 
     weak: ChatModel
     strong: ChatModel

@@ -100,6 +100,14 @@ class CascadeOptions(BaseModel):
             not two. The turn's output then has no ``new_strategy`` and its
             ``usage`` no distillation tokens:
             :meth:`InterCascadeGraph.wait_for_distillations` returns them.
+        distill_kept: How many finished background distillations are kept for
+            ``wait_for_distillations``; past it the oldest is dropped and counted
+            (:attr:`InterCascadeGraph.dropped_distillations`), so a server that
+            never waits does not grow.
+        on_distilled: Called, on the worker thread, with each finished
+            background distillation's update (``usage``, and ``new_strategy`` or
+            ``errors``) instead of keeping it; an update it raises on is dropped
+            and counted.
         distill_mode: ``"separate"`` asks the strong model for the strategy in a
             second call; ``"joint"`` gets answer and strategy from one strong call
             and strips the strategy from the user's answer (its block is then part
@@ -163,6 +171,8 @@ class CascadeOptions(BaseModel):
     score_threshold: _Number | None = Field(default=0.5, ge=-1.0, le=1.0)
     distill: StrictBool = True
     distill_in_background: StrictBool = False
+    distill_kept: StrictInt = Field(default=1000, ge=0)
+    on_distilled: Annotated[Callable[[dict[str, Any]], Any] | None, Field(exclude=True)] = None
     distill_mode: DistillMode = "separate"
     prompts: Annotated[CascadePrompts, Field(exclude=True, repr=False)] = Field(
         default_factory=CascadePrompts

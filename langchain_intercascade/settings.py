@@ -21,6 +21,10 @@ that sets ``threshold``:
 ``INTERCASCADE_<OPTION>``       any text-form cascade option, e.g. ``INTERCASCADE_K=3``
 =============================== ===========================================
 
+Any other ``INTERCASCADE_*`` variable is an error naming it (a misspelt setting
+would otherwise be ignored), except those read elsewhere, listed in
+:data:`OTHER_VARIABLES`.
+
 ``module:attribute`` names a chat model object, or a function that returns one,
 so any LangChain chat model can be served.
 
@@ -55,6 +59,19 @@ ENV_PREFIX = "INTERCASCADE_"
 TEXT_OPTIONS = tuple(
     name for name, field in CascadeOptions.model_fields.items() if not field.exclude
 )
+
+
+OTHER_VARIABLES = {
+    "API_KEYS": "the example server auth's API keys (server/auth.py)",
+    "MODEL_DIR": "where downloaded GGUF models are kept (models/download.py)",
+    "GSM8K": "the GSM8K test file of the benchmarks",
+    "BANKING77": "the BANKING77 folder of the intents benchmark",
+    "CACHE": "the model-call cache of benchmarks/run_benchmark.py",
+    "RESULTS_DIR": "the run folder the results notebook reads",
+    "LOCAL_NOTEBOOKS": "1: the quickstart notebook runs on local GGUF models",
+    "SMOKE_MODEL": "the GGUF model of the integration smoke tests",
+}
+"""``INTERCASCADE_*`` variables read elsewhere: server auth, notebooks, benchmarks and tests."""
 
 
 BankPlace = Literal["local", "store"]
@@ -145,6 +162,12 @@ class CascadeSettings(BaseModel):
         return {**own, **self.options.model_dump(exclude_unset=True)}
 
     @classmethod
+    def known_variables(cls) -> frozenset[str]:
+        """Every ``INTERCASCADE_*`` variable this project reads: settings, options and others."""
+        names = [*(n for n in cls.model_fields if n != "options"), "calibration", *TEXT_OPTIONS]
+        return frozenset(ENV_PREFIX + n.upper() for n in [*names, *OTHER_VARIABLES])
+
+    @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> CascadeSettings:
         """Read the settings from ``INTERCASCADE_*`` environment variables.
 
@@ -155,9 +178,20 @@ class CascadeSettings(BaseModel):
             The settings.
 
         Raises:
-            ConfigurationError: If a variable's value is invalid.
+            ConfigurationError: If a variable's value is invalid, or an
+                ``INTERCASCADE_*`` variable is unknown.
         """
         environ = os.environ if environ is None else environ
+        unknown = sorted(
+            name
+            for name in environ
+            if name.startswith(ENV_PREFIX) and name.upper() not in cls.known_variables()
+        )
+        if unknown:
+            raise ConfigurationError(
+                f"unknown {ENV_PREFIX}* variable(s): {', '.join(unknown)} "
+                f"(known: {', '.join(sorted(cls.known_variables()))})"
+            )
 
         def read(names: Any) -> dict[str, str]:
             return {

@@ -22,6 +22,7 @@ import numpy as np
 from langchain_core.embeddings import Embeddings
 from langchain_core.vectorstores import VectorStore
 from langgraph.store.base import BaseStore
+from pydantic import ConfigDict, SkipValidation, StrictFloat, StrictInt, validate_call
 
 from langchain_intercascade.bank import persistence
 from langchain_intercascade.bank.backends import open_backend
@@ -101,7 +102,8 @@ class StrategyBank:
 
     Raises:
         TypeError: If ``embeddings`` is not a LangChain ``Embeddings``.
-        ValueError: If an option is out of range, more than one of ``backend``,
+        ValueError: If an option has the wrong type (a ``pydantic.ValidationError``
+            naming it) or is out of range, more than one of ``backend``,
             ``vectorstore`` and ``store`` is given, ``index_type`` is not flat
             with one of them, or ``store`` has no cosine semantic index.
 
@@ -164,18 +166,21 @@ class StrategyBank:
         ```
     """
 
+    # Strict numbers: "3", 2.5 or True for a size is a configuration error, named.
+    # The models, stores and named choices are checked by their own code and errors.
+    @validate_call(config=ConfigDict(arbitrary_types_allowed=True))
     def __init__(
         self,
-        embeddings: Embeddings,
+        embeddings: SkipValidation[Embeddings],
         *,
-        backend: BankBackend | None = None,
-        vectorstore: VectorStore | None = None,
-        store: BaseStore | None = None,
+        backend: SkipValidation[BankBackend | None] = None,
+        vectorstore: SkipValidation[VectorStore | None] = None,
+        store: SkipValidation[BaseStore | None] = None,
         store_prefix: tuple[str, ...] = DEFAULT_PREFIX,
-        dedup_threshold: float | None = 0.9,
-        dedup_policy: DedupPolicy = "merge",
-        max_size: int | None = None,
-        index_type: IndexType = "flat",
+        dedup_threshold: StrictFloat | StrictInt | None = 0.9,
+        dedup_policy: SkipValidation[DedupPolicy] = "merge",
+        max_size: StrictInt | None = None,
+        index_type: SkipValidation[IndexType] = "flat",
     ) -> None:
         if not isinstance(embeddings, Embeddings):
             raise TypeError(

@@ -5,7 +5,8 @@ retried with exponential backoff up to ``max_retries`` times. The first attempt 
 outside tenacity, which is entered only after a transient fault: its state is
 cyclic garbage the collector would otherwise sweep after every call. A call that has not
 answered within its role's timeout raises ``TimeoutError`` (not retried: a hung
-model would only delay the answer more). Tokens a provider reports only to
+model would only delay the answer more), nor is an exception a callback handler with
+``raise_error=True`` raised (the user's, not the model's). Tokens a provider reports only to
 callbacks are put on the reply (see :func:`~langchain_intercascade.costs.invoke_counted`).
 """
 
@@ -14,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import functools
+import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -34,6 +36,8 @@ from langchain_intercascade.costs import ainvoke_counted, invoke_counted
 T = TypeVar("T")
 
 _SERVER_ERRORS = frozenset({429, 500, 502, 503, 504})
+_CALLBACK_MANAGER = os.path.join("langchain_core", "callbacks", "manager.py")
+_DISPATCH = frozenset({"handle_event", "_ahandle_event_for_handler"})
 
 
 def is_rate_limit(exc: BaseException) -> bool:
@@ -41,9 +45,24 @@ def is_rate_limit(exc: BaseException) -> bool:
     return getattr(exc, "status_code", None) == 429 or "RateLimit" in type(exc).__name__
 
 
+def raised_by_callback(exc: BaseException) -> bool:
+    """Whether a callback handler with ``raise_error=True`` raised ``exc``, not the model.
+
+    LangChain lets only such a handler's exception out of its event dispatch, so
+    the dispatch is on the traceback exactly when a callback raised.
+    """
+    traceback = exc.__traceback__
+    while traceback is not None:
+        code = traceback.tb_frame.f_code
+        if code.co_name in _DISPATCH and code.co_filename.endswith(_CALLBACK_MANAGER):
+            return True
+        traceback = traceback.tb_next
+    return False
+
+
 def is_transient(exc: BaseException) -> bool:
-    """Whether a failed call may succeed when repeated."""
-    if isinstance(exc, TimeoutError):
+    """Whether a failed call may succeed when repeated (a callback's error never does)."""
+    if isinstance(exc, TimeoutError) or raised_by_callback(exc):
         return False
     return (
         isinstance(exc, ConnectionError)

@@ -153,7 +153,13 @@ class CascadeContext:
         object.__setattr__(self, "strategy_reader", strategy_reader)
         object.__setattr__(self, "strong_name", model_name(strong_model))
         background = self.distilling and self.options.distill_in_background
-        object.__setattr__(self, "background", BackgroundDistillations() if background else None)
+        object.__setattr__(
+            self,
+            "background",
+            BackgroundDistillations(keep=options.distill_kept, on_finished=options.on_distilled)
+            if background
+            else None,
+        )
 
     @property
     def distilling(self) -> bool:

@@ -66,11 +66,22 @@ class InterCascadeGraph(CompiledStateGraph):  # type: ignore[type-arg]
 
         Returns:
             The updates of the distillations finished since the last call (each with
-            ``usage``, and ``new_strategy`` or ``errors``); empty when distillation
-            runs in the turn.
+            ``usage``, and ``new_strategy`` or ``errors``), the latest ``distill_kept``
+            of them; empty when distillation runs in the turn or ``on_distilled``
+            takes them.
         """
         background = self.context.background
         return background.wait(timeout) if background is not None else []
+
+    @property
+    def dropped_distillations(self) -> int:
+        """Finished background distillations dropped unread.
+
+        Past ``distill_kept``, or refused by ``on_distilled``; their strategies were
+        stored all the same.
+        """
+        background = self.context.background
+        return background.dropped if background is not None else 0
 
     @override
     def stream(  # noqa: A002

@@ -3,7 +3,11 @@
 It sees the whole conversation without strategies (in ``joint`` distill mode, plus
 the instructions to append a strategy block, which is stripped from the user's
 answer). When it fails, the weak answer is returned with ``route="weak_fallback"``
-and the error recorded. With ``strong_threshold`` or ``distill_threshold`` the strong
+and the error recorded; so it is when the strong reply is blank (no visible text, no tool
+call, no other content), its tokens counted. An exception raised by one of the caller's
+callback handlers with ``raise_error=True`` (on a token or at the end of the strong call) is
+not a failure of the model: it reaches the caller unchanged, as it would from the strong model
+alone, with no fallback. With ``strong_threshold`` or ``distill_threshold`` the strong
 answer is judged too; in two-threshold mode the cascade abstains when it is unsure,
 and ``distill_strategy`` distills only a trusted one. A deferred turn also feeds the online
 recalibrator, when there is one.
@@ -17,8 +21,10 @@ from typing import Any, cast
 from langchain_core.messages import AIMessage, BaseMessage, SystemMessage
 from langchain_core.runnables import RunnableConfig
 
-from langchain_intercascade.costs import merge_usage, record_usage
+from langchain_intercascade.costs import Usage, merge_usage, record_usage
+from langchain_intercascade.graph.calls import raised_by_callback
 from langchain_intercascade.graph.context import CascadeContext, contained
+from langchain_intercascade.graph.inputs import has_visible_text
 from langchain_intercascade.graph.state import InterCascadeState, RouteState
 from langchain_intercascade.judges import Judgement
 
@@ -57,6 +63,9 @@ class StrongAnswer:
                 message = message.model_copy(
                     update={"content": message.content[: block.start()].rstrip()}
                 )
+        if _blank(message):
+            error = ValueError("the strong model's reply is blank")
+            return self._failed(state, error, usage)
         self._observe_agreement(state, message)
         return {
             "route": "strong",
@@ -67,16 +76,19 @@ class StrongAnswer:
         }
 
     @staticmethod
-    def _failed(state: InterCascadeState, exc: Exception) -> dict[str, Any]:
+    def _failed(
+        state: InterCascadeState, exc: Exception, usage: Usage | None = None
+    ) -> dict[str, Any]:
         fallback = state.get("weak_message")
-        if fallback is None:
-            raise exc  # neither model produced an answer
+        if fallback is None or raised_by_callback(exc):
+            raise exc  # neither model produced an answer, or the caller's callback said stop
         # Better the weak answer than none; the route says it was a fallback.
         return {
             "route": "weak_fallback",
             "messages": [fallback],
             "answer": fallback.text,
             "errors": [contained("strong_answer", exc)],
+            "usage": usage or {},
         }
 
     def _observe_agreement(self, state: InterCascadeState, strong: AIMessage) -> None:
@@ -127,7 +139,7 @@ class StrongAnswer:
             return self._failed(state, exc)
         update = self._answered(state, reply)
         judge = self.context.strong_judge
-        if judge is None:
+        if judge is None or update["route"] != "strong":
             return update
         try:
             verdict = judge.judge(self._judged_prompt(state), update["messages"][0], config=config)
@@ -148,7 +160,7 @@ class StrongAnswer:
             return self._failed(state, exc)
         update = self._answered(state, reply)
         judge = self.context.strong_judge
-        if judge is None:
+        if judge is None or update["route"] != "strong":
             return update
         try:
             verdict = await judge.ajudge(
@@ -157,6 +169,20 @@ class StrongAnswer:
         except Exception as exc:
             return self._judged(state, update, None, contained("strong_judge", exc))
         return self._judged(state, update, verdict, None)
+
+
+def _blank(message: AIMessage) -> bool:
+    # A paid-for reply with nothing in it must not replace the weak answer.
+    if message.tool_calls or message.invalid_tool_calls:
+        return False
+    if isinstance(message.content, str):
+        return not has_visible_text(message.content)
+    return not any(
+        has_visible_text(block)
+        if isinstance(block, str)
+        else block.get("type") != "text" or has_visible_text(str(block.get("text", "")))
+        for block in message.content
+    )
 
 
 def route_after_strong(state: RouteState) -> str:

@@ -388,3 +388,19 @@ def test_async_add_search_and_feedback():
     bank, stored, found = asyncio.run(run())
     assert len(bank) == 8 == len({r.id for r in stored}) and len(found) == 3
     assert bank.get(found[0].record.id).times_accepted == 1
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "name"),
+    [
+        ({"max_size": "3"}, "max_size"),
+        ({"max_size": 2.5}, "max_size"),
+        ({"max_size": True}, "max_size"),
+        ({"dedup_threshold": "0.9"}, "dedup_threshold"),
+        ({"dedup_threshold": True}, "dedup_threshold"),
+        ({"store_prefix": "intercascade"}, "store_prefix"),
+    ],
+)
+def test_bank_options_of_the_wrong_type_are_refused_at_construction_by_name(kwargs, name):
+    with pytest.raises(ValueError, match=name):
+        StrategyBank(BagOfWordsEmbeddings(), **kwargs)

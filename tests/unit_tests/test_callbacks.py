@@ -85,3 +85,24 @@ def test_abstentions_count_as_strong_calls(
         cascade.invoke(EASY)
     assert {r: t.queries for r, t in costs.routes.items()} == {"abstain": 1, "weak": 1}
     assert costs.strong_call_rate == 0.5
+
+
+def test_the_tracker_forgets_model_calls_that_failed(weak, strong, bank):
+    down = ScriptedChatModel(respond=lambda messages: "", fail_with=RuntimeError("down"))
+    tracker = CascadeCostTracker()
+    questions = [f"Sam has {n} boxes with 4 pens in each box." for n in range(2, 8)]
+    for weak_model, strong_model in ((down, strong), (weak, down)):
+        cascade = create_intercascade(weak_model, strong_model, bank=bank, max_retries=0)
+        cascade.batch(questions, {"callbacks": [tracker]})
+    assert tracker.total.queries == 12
+    assert tracker._parents == {} and tracker._covered == set()
+
+
+def test_the_tracker_forgets_a_chat_model_turn_that_raised(bank):
+    down = ScriptedChatModel(respond=lambda messages: "", fail_with=RuntimeError("down"))
+    tracker = CascadeCostTracker()
+    model = ChatInterCascade(weak=down, strong=down, bank=bank, max_retries=0)
+    for _ in range(3):
+        with pytest.raises(RuntimeError):
+            model.invoke("Sam has 3 boxes with 4 pens in each box.", {"callbacks": [tracker]})
+    assert tracker._parents == {} and tracker._covered == set()
