@@ -14,7 +14,7 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, System
 from langchain_core.runnables import RunnableConfig
 
 from langchain_intercascade.costs import record_usage
-from langchain_intercascade.graph.calls import is_rate_limit
+from langchain_intercascade.graph.calls import is_rate_limit, raised_by_callback
 from langchain_intercascade.graph.context import CascadeContext, contained
 from langchain_intercascade.graph.state import InterCascadeState
 
@@ -61,8 +61,10 @@ class WeakAnswer:
 
     @staticmethod
     def _failed(exc: Exception) -> dict[str, Any]:
-        if is_rate_limit(exc):
-            raise exc  # the caller's quota: paying the strong model for it is a surprise
+        if is_rate_limit(exc) or raised_by_callback(exc):
+            # The caller's quota, or the caller's callback saying stop: paying the
+            # strong model for either would be a surprise.
+            raise exc
         return {"weak_message": None, "errors": [contained("weak_answer", exc)]}
 
     def __call__(self, state: InterCascadeState, config: RunnableConfig) -> dict[str, Any]:
