@@ -26,16 +26,18 @@ from langgraph.config import get_config
 from langgraph.constants import TAG_NOSTREAM
 from langgraph.errors import GraphBubbleUp
 from langgraph.runtime import Runtime
-from langgraph.types import Command, Overwrite
+from langgraph.types import Command
 from typing_extensions import NotRequired, TypedDict, override
 
 from langchain_intercascade.bank import StrategyBank
 from langchain_intercascade.costs import Usage, merge_usage, record_usage
-from langchain_intercascade.graph.confidence_judge import ConfidenceJudge
+from langchain_intercascade.graph.confidence_judge import judged, outcome_recorded
 from langchain_intercascade.graph.context import CascadeContext, contained, unbound
-from langchain_intercascade.graph.distill_strategy import DistillStrategy
-from langchain_intercascade.graph.retrieve_strategy import RetrieveStrategy
-from langchain_intercascade.graph.state import InterCascadeState, Route
+from langchain_intercascade.graph.distill_strategy import distillation
+from langchain_intercascade.graph.inputs import run_namespace
+from langchain_intercascade.graph.retrieve_strategy import retrieved, search_args
+from langchain_intercascade.graph.state import Route
+from langchain_intercascade.graph.steps import Call, Steps, arun, run
 from langchain_intercascade.graph.weak_answer import weak_prompt
 from langchain_intercascade.model_types import ChatModel
 from langchain_intercascade.options import CascadeOptions, resolve_options
@@ -295,9 +297,6 @@ class InterCascadeMiddleware(AgentMiddleware[InterCascadeAgentState, Any]):
         # messages stream, which gets an accepted reply whole, as the node's output.
         self._weak = _target(weak, "weak", stream=False)
         self._strong = _target(strong, "strong", stream=True)
-        self._retrieve = RetrieveStrategy(self.context)
-        self._judge = ConfidenceJudge(self.context)
-        self._distill = DistillStrategy(self.context)
 
     @property
     def options(self) -> CascadeOptions:
@@ -306,11 +305,11 @@ class InterCascadeMiddleware(AgentMiddleware[InterCascadeAgentState, Any]):
 
     # -- the task starts: retrieve once --------------------------------------------
 
-    @staticmethod
-    def _started(turn: dict[str, Any]) -> dict[str, Any]:
-        errors = turn["errors"]  # the node resets its graph's errors with an Overwrite
-        errors = errors.value if isinstance(errors, Overwrite) else errors
-        return {STATE_KEY: _new_task(turn["query"], turn["strategies"], list(errors))}
+    def _started(self, state: InterCascadeAgentState) -> Steps[dict[str, Any]]:
+        namespace = run_namespace(get_config())
+        args = search_args(self.context.options, state["messages"], namespace)
+        strategies, errors = yield from retrieved(self.context.bank, args)
+        return {STATE_KEY: _new_task(args["query"], strategies, errors)}
 
     @override
     def before_agent(
@@ -325,37 +324,49 @@ class InterCascadeMiddleware(AgentMiddleware[InterCascadeAgentState, Any]):
         Returns:
             The state update that starts the task's record.
         """
-        return self._started(self._retrieve({"messages": state["messages"]}, get_config()))
+        return run(self._started(state))
 
     @override
     async def abefore_agent(
         self, state: InterCascadeAgentState, runtime: Runtime[Any]
     ) -> dict[str, Any] | None:
         """Async :meth:`before_agent`."""
-        turn = await self._retrieve.acall({"messages": state["messages"]}, get_config())
-        return self._started(turn)
+        return await arun(self._started(state))
 
     # -- every model call: weak first, judged, strong on deferral ------------------
 
-    def _weak_request(self, request: ModelRequest[Any]) -> tuple[ModelRequest[Any], _Step]:
+    def _answered(
+        self, request: ModelRequest[Any], handler: Callable[[ModelRequest[Any]], Any]
+    ) -> Steps[ExtendedModelResponse[Any]]:
         task = cast(InterCascadeAgentState, request.state).get(STATE_KEY) or _new_task("", [], [])
         strategies = [RetrievedStrategy.model_validate(s) for s in task["strategies"]]
-        prompt = weak_prompt(self.context, {"messages": request.messages, "strategies": strategies})
-        hinted = request.override(messages=cast(list[AnyMessage], prompt))
-        return _sent_to(hinted, self._weak), _Step(task)
-
-    @staticmethod
-    def _judge_state(weak: ModelRequest[Any], step: _Step) -> InterCascadeState:
+        prompts, step = self.context.options.prompts, _Step(task)
+        hinted = request.override(
+            messages=cast(list[AnyMessage], weak_prompt(prompts, request.messages, strategies))
+        )
+        weak = _sent_to(hinted, self._weak)
+        try:
+            step.weak = yield Call(handler, handler, weak)
+        except GraphBubbleUp:  # an interrupt, not a failure
+            raise
+        except Exception as exc:  # the strong model still answers
+            step.errors.append(contained("weak_answer", exc))
         # The judge sees what the weak model saw: the system prompt, the hints, the rest.
-        system = [weak.system_message] if weak.system_message else []
-        return {"messages": [*system, *weak.messages], "weak_message": step.weak_message}
-
-    @staticmethod
-    def _fallback(step: _Step, exc: Exception) -> ExtendedModelResponse[Any]:
-        if step.weak is None:
-            raise exc  # neither model answered
-        step.errors.append(contained("strong_answer", exc))
-        return step.answered("weak_fallback", step.weak)  # better the weak reply than none
+        seen = [*([weak.system_message] if weak.system_message else []), *weak.messages]
+        step.verdict = yield from judged(self.context, seen, step.weak_message, get_config())
+        accepted = step.accepted()
+        if accepted is not None:
+            return step.answered("weak", accepted)
+        try:
+            strong = yield Call(handler, handler, _sent_to(request, self._strong))
+        except GraphBubbleUp:
+            raise
+        except Exception as exc:
+            if step.weak is None:
+                raise  # neither model answered
+            step.errors.append(contained("strong_answer", exc))
+            return step.answered("weak_fallback", step.weak)  # better the weak reply than none
+        return step.answered("strong", strong)
 
     @override
     def wrap_model_call(
@@ -372,24 +383,7 @@ class InterCascadeMiddleware(AgentMiddleware[InterCascadeAgentState, Any]):
         Returns:
             The answering model's response, with the call recorded in the task.
         """
-        weak_request, step = self._weak_request(request)
-        try:
-            step.weak = handler(weak_request)
-        except GraphBubbleUp:  # an interrupt, not a failure
-            raise
-        except Exception as exc:  # the strong model still answers
-            step.errors.append(contained("weak_answer", exc))
-        step.verdict = self._judge(self._judge_state(weak_request, step), get_config())
-        accepted = step.accepted()
-        if accepted is not None:
-            return step.answered("weak", accepted)
-        try:
-            strong = handler(_sent_to(request, self._strong))
-        except GraphBubbleUp:
-            raise
-        except Exception as exc:
-            return self._fallback(step, exc)
-        return step.answered("strong", strong)
+        return run(self._answered(request, handler))
 
     @override
     async def awrap_model_call(
@@ -398,46 +392,30 @@ class InterCascadeMiddleware(AgentMiddleware[InterCascadeAgentState, Any]):
         handler: Callable[[ModelRequest[Any]], Awaitable[ModelResponse[Any]]],
     ) -> ExtendedModelResponse[Any]:
         """Async :meth:`wrap_model_call`."""
-        weak_request, step = self._weak_request(request)
-        try:
-            step.weak = await handler(weak_request)
-        except GraphBubbleUp:
-            raise
-        except Exception as exc:
-            step.errors.append(contained("weak_answer", exc))
-        step.verdict = await self._judge.acall(self._judge_state(weak_request, step), get_config())
-        accepted = step.accepted()
-        if accepted is not None:
-            return step.answered("weak", accepted)
-        try:
-            strong = await handler(_sent_to(request, self._strong))
-        except GraphBubbleUp:
-            raise
-        except Exception as exc:
-            return self._fallback(step, exc)
-        return step.answered("strong", strong)
+        return await arun(self._answered(request, handler))
 
     # -- the task ends: count the strategies' outcome, distill once -----------------
 
-    @staticmethod
-    def _shown(task: CascadeTask) -> list[str]:
-        return [str(s["record"]["id"]) for s in task["strategies"]]
-
-    @staticmethod
-    def _accepted(task: CascadeTask) -> bool:
-        return all(c["route"] == "weak" for c in task["calls"])
-
-    def _distilling(self, task: CascadeTask) -> bool:
-        return self.context.distilling and any(c["route"] == "strong" for c in task["calls"])
-
-    @staticmethod
-    def _distill_input(task: CascadeTask, state: InterCascadeAgentState) -> InterCascadeState:
-        return {"query": task["query"], "answer": _final_answer(list(state["messages"]))}
-
-    @staticmethod
-    def _finished(
-        task: CascadeTask, errors: list[str], distilled: dict[str, Any]
-    ) -> dict[str, Any]:
+    def _finished(self, state: InterCascadeAgentState) -> Steps[dict[str, Any] | None]:
+        task = state.get(STATE_KEY)
+        if task is None or not task["calls"]:
+            return None
+        shown = [str(s["record"]["id"]) for s in task["strategies"]]
+        accepted = all(c["route"] == "weak" for c in task["calls"])
+        errors = yield from outcome_recorded(self.context.bank, shown, accepted, "record_outcome")
+        distilled: dict[str, Any] = {}
+        if self.context.distilling and any(c["route"] == "strong" for c in task["calls"]):
+            config = get_config()
+            distilled = yield from distillation(
+                self.context,
+                query=task["query"],
+                answer=_final_answer(list(state["messages"])),
+                strategy_text=None,
+                strong_confidence=None,
+                strategies=[],
+                namespace=run_namespace(config),
+                config=config,
+            )
         stored = distilled.get("new_strategy")
         finished = {
             **task,
@@ -460,40 +438,14 @@ class InterCascadeMiddleware(AgentMiddleware[InterCascadeAgentState, Any]):
         Returns:
             The state update that completes the task's record.
         """
-        task = state.get(STATE_KEY)
-        if task is None or not task["calls"]:
-            return None
-        errors: list[str] = []
-        bank, shown = self.context.bank, self._shown(task)
-        if bank is not None and shown:
-            try:
-                bank.record_outcome(shown, accepted=self._accepted(task))
-            except Exception as exc:  # counters are best effort; the answer stands
-                errors.append(contained("record_outcome", exc))
-        distilled: dict[str, Any] = {}
-        if self._distilling(task):
-            distilled = self._distill(self._distill_input(task, state), get_config())
-        return self._finished(task, errors, distilled)
+        return run(self._finished(state))
 
     @override
     async def aafter_agent(
         self, state: InterCascadeAgentState, runtime: Runtime[Any]
     ) -> dict[str, Any] | None:
         """Async :meth:`after_agent`."""
-        task = state.get(STATE_KEY)
-        if task is None or not task["calls"]:
-            return None
-        errors: list[str] = []
-        bank, shown = self.context.bank, self._shown(task)
-        if bank is not None and shown:
-            try:
-                await bank.arecord_outcome(shown, accepted=self._accepted(task))
-            except Exception as exc:
-                errors.append(contained("record_outcome", exc))
-        distilled: dict[str, Any] = {}
-        if self._distilling(task):
-            distilled = await self._distill.acall(self._distill_input(task, state), get_config())
-        return self._finished(task, errors, distilled)
+        return await arun(self._finished(state))
 
 
 __all__ = [

@@ -1,20 +1,86 @@
 """Node ``confidence_judge``: score the weak answer, accept it or defer the turn.
 
-The judge sees what the weak model saw, strategies included. An unjudgeable
-answer is deferred, never accepted. The route is then counted against the
-strategies shown (the bank's usefulness counters, best effort).
+The judge sees what the weak model saw, strategies included (``weak_prompt``,
+built once by ``weak_answer``). An unjudgeable answer is deferred, never
+accepted. The route is then counted against the strategies shown (the bank's
+usefulness counters, best effort).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
+from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.runnables import RunnableConfig
 
+from langchain_intercascade.bank import StrategyBank
 from langchain_intercascade.graph.context import CascadeContext, contained
 from langchain_intercascade.graph.state import InterCascadeState, RouteState
-from langchain_intercascade.graph.weak_answer import weak_prompt
+from langchain_intercascade.graph.steps import Call, Steps, arun, run
 from langchain_intercascade.judges import Judgement
+
+
+def decision(
+    message: AIMessage | None,
+    verdict: Judgement | None,
+    threshold: float,
+    calibrated: bool,
+    error: str | None,
+) -> dict[str, Any]:
+    """The judge's state update: accept ``message`` at or above ``threshold``, else defer.
+
+    Args:
+        message: The weak reply (None if the weak model failed).
+        verdict: The judge's verdict (None if it failed or had nothing to judge).
+        threshold: The acceptance threshold in force.
+        calibrated: Whether that threshold was calibrated.
+        error: Why the judge failed, if it did.
+    """
+    confidence = verdict.confidence if verdict else 0.0
+    update: dict[str, Any] = {
+        "confidence": confidence,
+        "judge_signal": verdict.signal if verdict else "none",
+        "judge_details": dict(verdict.details) if verdict else {},
+        "threshold": threshold,
+        "threshold_calibrated": calibrated,
+        "usage": verdict.usage if verdict else {},
+        "errors": [error] if error else [],
+        "route": "strong",
+    }
+    if message is not None and verdict is not None and confidence >= threshold:
+        update.update(route="weak", messages=[message], answer=message.text)
+    return update
+
+
+def judged(
+    context: CascadeContext,
+    prompt: Sequence[BaseMessage],
+    message: AIMessage | None,
+    config: RunnableConfig,
+) -> Steps[dict[str, Any]]:
+    """Judge ``message``, the weak reply to ``prompt``: the :func:`decision` update."""
+    verdict, error = None, None
+    if message is not None:
+        judge = context.judge
+        try:
+            verdict = yield Call(judge.judge, judge.ajudge, list(prompt), message, config=config)
+        except Exception as exc:  # an unjudgeable answer is deferred
+            error = contained("confidence_judge", exc)
+    return decision(message, verdict, *context.threshold(), error)
+
+
+def outcome_recorded(
+    bank: StrategyBank | None, shown: Sequence[str], accepted: bool, where: str
+) -> Steps[list[str]]:
+    """Count the route against the strategies shown; what failed (counters are best effort)."""
+    if bank is None or not shown:
+        return []
+    try:
+        yield Call(bank.record_outcome, bank.arecord_outcome, list(shown), accepted=accepted)
+    except Exception as exc:  # the answer stands
+        return [contained(where, exc)]
+    return []
 
 
 class ConfidenceJudge:
@@ -23,67 +89,24 @@ class ConfidenceJudge:
     def __init__(self, context: CascadeContext) -> None:
         self.context = context
 
-    def _decide(
-        self, state: InterCascadeState, verdict: Judgement | None, error: str | None
-    ) -> dict[str, Any]:
-        message = state.get("weak_message")
-        confidence = verdict.confidence if verdict else 0.0
-        threshold, calibrated = self.context.threshold()
-        update: dict[str, Any] = {
-            "confidence": confidence,
-            "judge_signal": verdict.signal if verdict else "none",
-            "judge_details": dict(verdict.details) if verdict else {},
-            "threshold": threshold,
-            "threshold_calibrated": calibrated,
-            "usage": verdict.usage if verdict else {},
-            "errors": [error] if error else [],
-            "route": "strong",
-        }
-        if message is not None and verdict is not None and confidence >= threshold:
-            update.update(route="weak", messages=[message], answer=message.text)
+    def steps(self, state: InterCascadeState, config: RunnableConfig) -> Steps[dict[str, Any]]:
+        """Judge the weak answer and record the outcome for the strategies shown."""
+        prompt = state.get("weak_prompt") or []
+        update = yield from judged(self.context, prompt, state.get("weak_message"), config)
+        shown = [s.record.id for s in state.get("strategies") or []]
+        accepted = update["route"] == "weak"
+        update["errors"] += yield from outcome_recorded(
+            self.context.bank, shown, accepted, "confidence_judge"
+        )
         return update
-
-    @staticmethod
-    def _shown(state: InterCascadeState) -> list[str]:
-        return [s.record.id for s in state.get("strategies") or []]
 
     def __call__(self, state: InterCascadeState, config: RunnableConfig) -> dict[str, Any]:
         """Judge the weak answer and record the outcome for the strategies shown."""
-        message, verdict, error = state.get("weak_message"), None, None
-        if message is not None:
-            try:
-                verdict = self.context.judge.judge(
-                    weak_prompt(self.context, state), message, config=config
-                )
-            except Exception as exc:  # an unjudgeable answer is deferred
-                error = contained("confidence_judge", exc)
-        update = self._decide(state, verdict, error)
-        bank, ids = self.context.bank, self._shown(state)
-        if bank is not None and ids:
-            try:
-                bank.record_outcome(ids, accepted=update["route"] == "weak")
-            except Exception as exc:  # counters are best effort; the answer stands
-                update["errors"].append(contained("confidence_judge", exc))
-        return update
+        return run(self.steps(state, config))
 
     async def acall(self, state: InterCascadeState, config: RunnableConfig) -> dict[str, Any]:
         """Async :meth:`__call__`."""
-        message, verdict, error = state.get("weak_message"), None, None
-        if message is not None:
-            try:
-                verdict = await self.context.judge.ajudge(
-                    weak_prompt(self.context, state), message, config=config
-                )
-            except Exception as exc:
-                error = contained("confidence_judge", exc)
-        update = self._decide(state, verdict, error)
-        bank, ids = self.context.bank, self._shown(state)
-        if bank is not None and ids:
-            try:
-                await bank.arecord_outcome(ids, accepted=update["route"] == "weak")
-            except Exception as exc:
-                update["errors"].append(contained("confidence_judge", exc))
-        return update
+        return await arun(self.steps(state, config))
 
 
 def route_after_judge(state: RouteState) -> str:

@@ -13,7 +13,9 @@ strategy being stored.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from contextlib import suppress
+from functools import partial
 from typing import Any
 
 from langchain_core.messages import AIMessage, BaseMessage
@@ -23,8 +25,15 @@ from langchain_intercascade.costs import Usage, record_usage
 from langchain_intercascade.graph.context import CascadeContext, contained
 from langchain_intercascade.graph.inputs import run_namespace
 from langchain_intercascade.graph.state import InterCascadeState
+from langchain_intercascade.graph.steps import Call, Steps, arun, run
 from langchain_intercascade.guards import StrategyRejected
-from langchain_intercascade.strategies import Strategy, StrategyRecord, parse_strategy
+from langchain_intercascade.prompts import CascadePrompts
+from langchain_intercascade.strategies import (
+    RetrievedStrategy,
+    Strategy,
+    StrategyRecord,
+    parse_strategy,
+)
 
 
 def _read_reply(reply: Any, parsed: Any = None) -> tuple[Usage, Strategy | str]:
@@ -44,8 +53,157 @@ def _read_reply(reply: Any, parsed: Any = None) -> tuple[Usage, Strategy | str]:
     return usage, parsed if isinstance(parsed, Strategy) else reply.text
 
 
-def _strategy(content: Strategy | str) -> Strategy:
-    return content if isinstance(content, Strategy) else parse_strategy(content)
+def skipped(
+    context: CascadeContext,
+    answer: str,
+    strong_confidence: float | None,
+    strategies: Sequence[RetrievedStrategy],
+) -> dict[str, Any] | None:
+    """The update for a strong answer not worth a distillation call, else None.
+
+    Args:
+        context: The cascade's parts.
+        answer: The strong answer's text.
+        strong_confidence: The strong judge's confidence, if it judged.
+        strategies: The strategies the turn retrieved.
+    """
+    # A tool-calling strong reply has no solution text to learn a method from.
+    if not answer.strip():
+        return {}
+    threshold = context.options.distill_threshold
+    if threshold is not None and (strong_confidence or 0.0) < threshold:
+        return {"distill_skipped": "untrusted"}
+    assert context.bank is not None
+    dedup = context.bank.dedup_threshold
+    # The query is the new strategy's key (when kept): a retrieved key this close
+    # to it means the bank would merge the new strategy.
+    if context.options.store_source_query and dedup is not None:
+        if any(s.score >= dedup for s in strategies):
+            return {"distill_skipped": "near_duplicate"}
+    return None
+
+
+def distill_prompt(prompts: CascadePrompts, query: str, answer: str) -> list[BaseMessage]:
+    """The distillation prompt for a question and its strong answer."""
+    value = prompts.distill.invoke({"question": query, "solution": answer})
+    # After the task's constant system message, as in the answer prompts, so the
+    # strong model's prompt cache keeps it across answer and distillation.
+    return prompts.with_task(value.to_messages())
+
+
+def strategy_record(
+    context: CascadeContext, strategy: Strategy, namespace: str, query: str
+) -> StrategyRecord:
+    """The record to store for a distilled strategy, once the strategy filter passed it.
+
+    Raises:
+        StrategyRejected: If the filter rejects the strategy.
+    """
+    screen = context.options.strategy_filter
+    reason = screen(strategy) if screen is not None else None
+    if reason is not None:
+        raise StrategyRejected(reason)
+    return StrategyRecord.create(
+        strategy,
+        namespace=namespace,
+        source_query=query if context.options.store_source_query else None,
+        model=context.strong_name,
+    )
+
+
+def distilled_reply(
+    context: CascadeContext, prompt: list[BaseMessage], config: RunnableConfig
+) -> Steps[tuple[Usage, Strategy | str]]:
+    """Ask for the strategy: structured output where it works, else the text to parse."""
+    if context.distiller is not None:
+        try:
+            reply = yield Call(
+                context.call, context.acall, "distill", context.distiller, prompt, config
+            )
+        except Exception as exc:  # e.g. a server that refuses response formats or tools
+            contained("distill_strategy (structured output)", exc)
+        else:
+            reader, parsed = context.strategy_reader, None
+            if reader is not None and not isinstance(reply, dict):
+                # A tool call that did not validate, a refusal: the text is tried.
+                with suppress(Exception):
+                    parsed = yield Call(reader.invoke, reader.ainvoke, reply, config)
+            return _read_reply(reply, parsed)
+    reply = yield Call(context.call, context.acall, "distill", context.strong, prompt, config)
+    return _read_reply(reply)
+
+
+def stored(
+    context: CascadeContext,
+    *,
+    query: str,
+    answer: str,
+    strategy_text: str | None,
+    namespace: str,
+    config: RunnableConfig,
+) -> Steps[dict[str, Any]]:
+    """Distill a strategy from ``answer`` to ``query`` and store it; failures go to ``errors``.
+
+    Args:
+        context: The cascade's parts (with a bank).
+        query: The question, the new strategy's key.
+        answer: The strong answer to learn from.
+        strategy_text: A joint strong reply's strategy block (``joint`` mode).
+        namespace: The bank namespace to store in.
+        config: The run's config.
+    """
+    usage: Usage = {}
+    bank = context.bank
+    assert bank is not None
+    try:
+        if context.options.distill_mode == "joint":
+            if not strategy_text:
+                raise ValueError("the strong reply had no <strategy> block")
+            strategy = parse_strategy(strategy_text)
+        else:
+            prompt = distill_prompt(context.options.prompts, query, answer)
+            usage, content = yield from distilled_reply(context, prompt, config)
+            strategy = content if isinstance(content, Strategy) else parse_strategy(content)
+        record = strategy_record(context, strategy, namespace, query)
+        kept = yield Call(bank.add, bank.aadd, record)
+    except Exception as exc:  # the user's answer stands without a strategy
+        return {"usage": usage, "errors": [contained("distill_strategy", exc)]}
+    # The stored record may be another user's that this one merged into.
+    return {"usage": usage, "new_strategy": kept.without_source_query()}
+
+
+def distillation(
+    context: CascadeContext,
+    *,
+    query: str,
+    answer: str,
+    strategy_text: str | None,
+    strong_confidence: float | None,
+    strategies: Sequence[RetrievedStrategy],
+    namespace: str,
+    config: RunnableConfig,
+) -> Steps[dict[str, Any]]:
+    """Distill and store a strategy (:func:`stored`), unless :func:`skipped`; or queue it.
+
+    With ``distill_in_background`` the distillation runs on a worker and the
+    update is empty: the answer does not wait for it.
+    """
+    skip = skipped(context, answer, strong_confidence, strategies)
+    if skip is not None:
+        return skip
+    work = partial(
+        stored,
+        context,
+        query=query,
+        answer=answer,
+        strategy_text=strategy_text,
+        namespace=namespace,
+        config=config,
+    )
+    if context.background is not None:  # a worker thread outlives the event loop
+        context.background.submit(lambda: run(work()))
+        return {}
+    return (yield from work())
 
 
 class DistillStrategy:
@@ -54,133 +212,23 @@ class DistillStrategy:
     def __init__(self, context: CascadeContext) -> None:
         self.context = context
 
-    def _prompt(self, state: InterCascadeState) -> list[BaseMessage]:
-        prompts = self.context.options.prompts
-        value = prompts.distill.invoke(
-            {"question": state.get("query", ""), "solution": state.get("answer", "")}
-        )
-        # After the task's constant system message, as in the answer prompts, so the
-        # strong model's prompt cache keeps it across answer and distillation.
-        return prompts.with_task(value.to_messages())
-
-    def _record(
-        self, state: InterCascadeState, config: RunnableConfig, strategy: Strategy
-    ) -> StrategyRecord:
-        screen = self.context.options.strategy_filter
-        reason = screen(strategy) if screen is not None else None
-        if reason is not None:
-            raise StrategyRejected(reason)
-        return StrategyRecord.create(
-            strategy,
+    def steps(self, state: InterCascadeState, config: RunnableConfig) -> Steps[dict[str, Any]]:
+        """Distill and store a strategy (or queue it); failures go to ``errors``."""
+        return distillation(
+            self.context,
+            query=state.get("query", ""),
+            answer=state.get("answer", ""),
+            strategy_text=state.get("strong_strategy_text"),
+            strong_confidence=state.get("strong_confidence"),
+            strategies=state.get("strategies") or [],
             namespace=run_namespace(config),
-            source_query=state.get("query") if self.context.options.store_source_query else None,
-            model=self.context.strong_name,
+            config=config,
         )
-
-    def _skip(self, state: InterCascadeState) -> dict[str, Any] | None:
-        """The update for a strong answer not worth a distillation call, else None."""
-        # A tool-calling strong reply has no solution text to learn a method from.
-        if not state.get("answer", "").strip():
-            return {}
-        threshold = self.context.options.distill_threshold
-        if threshold is not None and (state.get("strong_confidence") or 0.0) < threshold:
-            return {"distill_skipped": "untrusted"}
-        assert self.context.bank is not None
-        dedup = self.context.bank.dedup_threshold
-        # The query is the new strategy's key (when kept): a retrieved key this close
-        # to it means the bank would merge the new strategy.
-        keyed_by_query = self.context.options.store_source_query
-        if keyed_by_query and dedup is not None:
-            if any(s.score >= dedup for s in state.get("strategies", [])):
-                return {"distill_skipped": "near_duplicate"}
-        return None
-
-    def _joint_strategy(self, state: InterCascadeState) -> Strategy:
-        text = state.get("strong_strategy_text")
-        if not text:
-            raise ValueError("the strong reply had no <strategy> block")
-        return parse_strategy(text)
 
     def __call__(self, state: InterCascadeState, config: RunnableConfig) -> dict[str, Any]:
         """Distill and store a strategy (or queue it); failures go to ``errors``."""
-        skip = self._skip(state)
-        if skip is not None:
-            return skip
-        if self.context.background is not None:
-            self.context.background.submit(self.distill, dict(state), config)
-            return {}
-        return self.distill(state, config)
-
-    def distill(self, state: InterCascadeState, config: RunnableConfig) -> dict[str, Any]:
-        """Distill and store a strategy now; failures go to ``errors``."""
-        usage: Usage = {}
-        try:
-            if self.context.options.distill_mode == "joint":
-                strategy = self._joint_strategy(state)
-            else:
-                usage, content = self._distill(state, config)
-                strategy = _strategy(content)
-            record = self._record(state, config, strategy)
-            assert self.context.bank is not None
-            stored = self.context.bank.add(record)
-        except Exception as exc:  # the user's answer stands without a strategy
-            return {"usage": usage, "errors": [contained("distill_strategy", exc)]}
-        # The stored record may be another user's that this one merged into.
-        return {"usage": usage, "new_strategy": stored.without_source_query()}
+        return run(self.steps(state, config))
 
     async def acall(self, state: InterCascadeState, config: RunnableConfig) -> dict[str, Any]:
         """Async :meth:`__call__`."""
-        skip = self._skip(state)
-        if skip is not None:
-            return skip
-        if self.context.background is not None:  # a worker thread outlives the event loop
-            self.context.background.submit(self.distill, dict(state), config)
-            return {}
-        usage: Usage = {}
-        try:
-            if self.context.options.distill_mode == "joint":
-                strategy = self._joint_strategy(state)
-            else:
-                usage, content = await self._adistill(state, config)
-                strategy = _strategy(content)
-            record = self._record(state, config, strategy)
-            assert self.context.bank is not None
-            stored = await self.context.bank.aadd(record)
-        except Exception as exc:
-            return {"usage": usage, "errors": [contained("distill_strategy", exc)]}
-        return {"usage": usage, "new_strategy": stored.without_source_query()}
-
-    def _distill(
-        self, state: InterCascadeState, config: RunnableConfig
-    ) -> tuple[Usage, Strategy | str]:
-        prompt, context = self._prompt(state), self.context
-        if context.distiller is not None:
-            try:
-                reply = context.call("distill", context.distiller, prompt, config)
-            except Exception as exc:  # e.g. a server that refuses response formats or tools
-                contained("distill_strategy (structured output)", exc)
-            else:
-                reader, parsed = context.strategy_reader, None
-                if reader is not None and not isinstance(reply, dict):
-                    # A tool call that did not validate, a refusal: the text is tried.
-                    with suppress(Exception):
-                        parsed = reader.invoke(reply, config)
-                return _read_reply(reply, parsed)
-        return _read_reply(context.call("distill", context.strong, prompt, config))
-
-    async def _adistill(
-        self, state: InterCascadeState, config: RunnableConfig
-    ) -> tuple[Usage, Strategy | str]:
-        prompt, context = self._prompt(state), self.context
-        if context.distiller is not None:
-            try:
-                reply = await context.acall("distill", context.distiller, prompt, config)
-            except Exception as exc:
-                contained("distill_strategy (structured output)", exc)
-            else:
-                reader, parsed = context.strategy_reader, None
-                if reader is not None and not isinstance(reply, dict):
-                    with suppress(Exception):
-                        parsed = await reader.ainvoke(reply, config)
-                return _read_reply(reply, parsed)
-        return _read_reply(await context.acall("distill", context.strong, prompt, config))
+        return await arun(self.steps(state, config))

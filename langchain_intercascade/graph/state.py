@@ -84,10 +84,12 @@ class InterCascadeState(InterCascadeOutput, total=False):
     """The graph's whole state: the output keys plus scratch keys between nodes.
 
     Attributes:
+        weak_prompt: What the weak model saw, strategies included, for its judge.
         strong_strategy_text: The strategy block of a joint strong reply, for
             ``distill_strategy``.
     """
 
+    weak_prompt: list[AnyMessage] | None
     strong_strategy_text: str | None
 
 

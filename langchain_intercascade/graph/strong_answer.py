@@ -26,6 +26,7 @@ from langchain_intercascade.graph.calls import raised_by_callback
 from langchain_intercascade.graph.context import CascadeContext, contained
 from langchain_intercascade.graph.inputs import has_visible_text
 from langchain_intercascade.graph.state import InterCascadeState, RouteState
+from langchain_intercascade.graph.steps import Call, Steps, arun, run
 from langchain_intercascade.judges import Judgement
 
 _STRATEGY_BLOCK = re.compile(r"<strategy>(.*?)(?:</strategy>|$)", re.DOTALL | re.IGNORECASE)
@@ -126,49 +127,38 @@ class StrongAnswer:
         update["route"] = "abstain"  # distill_strategy skips answers nobody is sure of
         return update
 
-    def __call__(self, state: InterCascadeState, config: RunnableConfig) -> dict[str, Any]:
+    def steps(self, state: InterCascadeState, config: RunnableConfig) -> Steps[dict[str, Any]]:
         """Ask the strong model (and judge its answer when options say so)."""
+        context = self.context
         try:
-            reply = self.context.call(
-                "strong",
-                self.context.strong,
-                self.prompt(state),
-                config,
+            reply = yield Call(
+                context.call, context.acall, "strong", context.strong, self.prompt(state), config
             )
         except Exception as exc:
             return self._failed(state, exc)
         update = self._answered(state, reply)
-        judge = self.context.strong_judge
+        judge = context.strong_judge
         if judge is None or update["route"] != "strong":
             return update
         try:
-            verdict = judge.judge(self._judged_prompt(state), update["messages"][0], config=config)
+            verdict = yield Call(
+                judge.judge,
+                judge.ajudge,
+                self._judged_prompt(state),
+                update["messages"][0],
+                config=config,
+            )
         except Exception as exc:  # an unjudgeable strong answer is not a confident one
             return self._judged(state, update, None, contained("strong_judge", exc))
         return self._judged(state, update, verdict, None)
 
+    def __call__(self, state: InterCascadeState, config: RunnableConfig) -> dict[str, Any]:
+        """Ask the strong model (and judge its answer when options say so)."""
+        return run(self.steps(state, config))
+
     async def acall(self, state: InterCascadeState, config: RunnableConfig) -> dict[str, Any]:
         """Async :meth:`__call__`."""
-        try:
-            reply = await self.context.acall(
-                "strong",
-                self.context.strong,
-                self.prompt(state),
-                config,
-            )
-        except Exception as exc:
-            return self._failed(state, exc)
-        update = self._answered(state, reply)
-        judge = self.context.strong_judge
-        if judge is None or update["route"] != "strong":
-            return update
-        try:
-            verdict = await judge.ajudge(
-                self._judged_prompt(state), update["messages"][0], config=config
-            )
-        except Exception as exc:
-            return self._judged(state, update, None, contained("strong_judge", exc))
-        return self._judged(state, update, verdict, None)
+        return await arun(self.steps(state, config))
 
 
 def _blank(message: AIMessage) -> bool:
