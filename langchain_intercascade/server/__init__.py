@@ -9,6 +9,8 @@
   (``INTERCASCADE_BANK=store``, ``langgraph.store.json``);
 - :mod:`~langchain_intercascade.server.store_index`: the embeddings file that store's
   index names.
+- :mod:`~langchain_intercascade.server.openai`: the OpenAI-compatible endpoint
+  (``/v1/chat/completions``, ``/v1/models``) that every config mounts.
 """
 
 from langchain_intercascade.server.graph import (

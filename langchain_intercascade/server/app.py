@@ -1,6 +1,9 @@
-"""Routes the served cascade puts before LangGraph's own (``http.app`` in ``langgraph.auth.json``).
+"""Routes the served cascade puts before LangGraph's own (``http.app`` in the ``langgraph*.json``).
 
-Two answers of the LangGraph server would tell one tenant about another's threads:
+The OpenAI-compatible endpoint (``/v1/chat/completions``, ``/v1/models``) of
+:mod:`~langchain_intercascade.server.openai`.
+
+Behind auth, two answers of the LangGraph server would tell one tenant about another's threads:
 
 - Its join-stream routes answer ``200`` and only then report, as an error event,
   that the thread or run is not the caller's. Here they first read the run or
@@ -12,10 +15,10 @@ Two answers of the LangGraph server would tell one tenant about another's thread
   server's to assign: ``POST /threads`` with a ``thread_id``, and a run on a
   thread path with ``if_not_exists="create"``, are refused (``403``) whether or
   not the id exists. Create a thread with ``threads.create()`` and use the id it
-  returns.
+  returns. Without auth there is no other tenant, and clients may choose ids.
 
-Every route then hands over to LangGraph's. ``enable_custom_route_auth`` runs
-the server's authentication on them. They need the server runtime
+Each thread route then hands over to LangGraph's. ``enable_custom_route_auth`` runs
+the server's authentication on all of them. They need the server runtime
 (``langgraph-cli[inmem]`` or a deployment): the package imports this module only
 when the server loads it.
 """
@@ -34,6 +37,8 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
+from langchain_intercascade.server.openai import routes as openai_routes
+
 Endpoint = Callable[[ApiRequest], Awaitable[Any]]
 
 CHOSEN_THREAD_ID = "thread ids are assigned by the server: create the thread without a thread_id"
@@ -49,13 +54,17 @@ async def _payload(request: ApiRequest) -> dict[str, Any]:
     return payload if isinstance(payload, dict) else {}
 
 
+def _authenticated(request: ApiRequest) -> bool:
+    return bool(getattr(request.scope.get("user"), "is_authenticated", False))
+
+
 async def _names_no_thread_id(request: ApiRequest) -> None:
-    if (await _payload(request)).get("thread_id"):
+    if _authenticated(request) and (await _payload(request)).get("thread_id"):
         raise HTTPException(status_code=403, detail=CHOSEN_THREAD_ID)
 
 
 async def _creates_no_thread(request: ApiRequest) -> None:
-    if (await _payload(request)).get("if_not_exists") == "create":
+    if _authenticated(request) and (await _payload(request)).get("if_not_exists") == "create":
         raise HTTPException(status_code=403, detail=CHOSEN_THREAD_ID)
 
 
@@ -85,6 +94,7 @@ app = Starlette(
         ApiRoute(_RUNS, _checked(_creates_no_thread, create_run), methods=["POST"]),
         ApiRoute(f"{_RUNS}/stream", _checked(_creates_no_thread, stream_run), methods=["POST"]),
         ApiRoute(f"{_RUNS}/wait", _checked(_creates_no_thread, wait_run), methods=["POST"]),
+        *openai_routes,
     ]
 )
-"""The app ``langgraph.auth.json`` mounts: its routes come before LangGraph's own."""
+"""The app the configs mount: its routes come before LangGraph's own."""

@@ -43,6 +43,7 @@ from langchain_intercascade.graph import (
     create_intercascade,
     run_namespace,
 )
+from langchain_intercascade.options import CascadeOptions
 from langchain_intercascade.server.store import server_bank
 from langchain_intercascade.settings import ENV_PREFIX, CascadeSettings, ConfigurationError
 
@@ -181,6 +182,11 @@ _serving = threading.Lock()
 @lru_cache(maxsize=1)
 def _served_settings() -> CascadeSettings:
     return CascadeSettings.from_env()
+
+
+def served_options() -> CascadeOptions:
+    """The served cascade's options, from the ``INTERCASCADE_*`` settings."""
+    return _served_settings().options
 
 
 @lru_cache(maxsize=1)
