@@ -1,4 +1,4 @@
-"""The type of the chat models the cascade takes, shared by the judges, the graph and its wrappers."""
+"""The type of the chat models the cascade takes: for the judges, the graph and its wrappers."""
 
 from __future__ import annotations
 

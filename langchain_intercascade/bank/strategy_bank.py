@@ -25,8 +25,8 @@ from langgraph.store.base import BaseStore
 from pydantic import ConfigDict, SkipValidation, StrictFloat, StrictInt, validate_call
 
 from langchain_intercascade.bank import persistence
-from langchain_intercascade.bank.backends import open_backend
 from langchain_intercascade.bank.backend import BankBackend, _unit, _unit_rows
+from langchain_intercascade.bank.backends import open_backend
 from langchain_intercascade.bank.faiss_backend import IndexType
 from langchain_intercascade.bank.namespaces import DEFAULT_NAMESPACE
 from langchain_intercascade.bank.search import SearchType, check_search, search_backend
