@@ -15,10 +15,11 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import Any
+from typing import Any, cast
 from uuid import UUID
 
 from langchain_core.callbacks import BaseCallbackHandler
+from langchain_core.messages.ai import UsageMetadata
 from langchain_core.tracers.context import register_configure_hook
 from pydantic import BaseModel, Field
 
@@ -30,6 +31,21 @@ from langchain_intercascade.costs import (
     total_usage,
 )
 from langchain_intercascade.graph.state import CascadeTurn
+from langchain_intercascade.guards import screened_price_key
+
+
+def _llm_usage(response: Any) -> UsageMetadata:
+    """A model call's tokens, from its message or (llama.cpp) its ``llm_output``."""
+    for generations in getattr(response, "generations", None) or []:
+        for generation in generations:
+            tokens = getattr(getattr(generation, "message", None), "usage_metadata", None)
+            if tokens:
+                return cast(UsageMetadata, tokens)
+    reported = (getattr(response, "llm_output", None) or {}).get("token_usage") or {}
+    prompt, completion = reported.get("prompt_tokens", 0), reported.get("completion_tokens", 0)
+    return UsageMetadata(
+        input_tokens=prompt, output_tokens=completion, total_tokens=prompt + completion
+    )
 
 
 class RouteTotals(BaseModel):
@@ -232,9 +248,25 @@ class CascadeCostTracker(BaseCallbackHandler):
         """Forget the run."""
         self._forget(run_id)
 
-    def on_llm_end(self, response: Any, *, run_id: UUID, **kwargs: Any) -> None:
-        """Forget the run."""
+    def on_llm_end(
+        self, response: Any, *, run_id: UUID, tags: list[str] | None = None, **kwargs: Any
+    ) -> None:
+        """Forget the run; a strategy screening call's tokens go to the route ``"screen"``."""
         self._forget(run_id)
+        key = screened_price_key(tags)
+        if key is not None:
+            self.record_screening(key, _llm_usage(response))
+
+    def record_screening(self, key: str, tokens: UsageMetadata) -> None:
+        """Count a strategy screening call's tokens, priced as ``key``, under ``"screen"``.
+
+        It is no query of its own, so the route's ``queries`` stays 0; it runs in
+        the distillation of a turn already counted.
+        """
+        usage: Usage = {key: {"screen": tokens}}
+        totals = RouteTotals(usage=usage, fee=self.prices.cost(usage))
+        with self._lock:
+            self.routes["screen"] = self.routes.get("screen", RouteTotals()).add(totals)
 
     def on_llm_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
         """Forget the run (a failed model call, or a ChatInterCascade whose turn raised)."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Annotated, Any
 
@@ -286,23 +287,34 @@ class StrategyRecord(BaseModel):
             update["last_used_at"] = used_at
         return self.model_copy(update=update)
 
-    def merged_with(self, other: StrategyRecord) -> StrategyRecord:
+    def merged_with(
+        self, other: StrategyRecord, screen: Callable[[Strategy], str | None] | None = None
+    ) -> StrategyRecord:
         """Fold a near-duplicate into this record.
 
         The method (steps) stays this record's, as a rewritten method tends to
-        lose detail; the other's new pitfalls are appended, and its counters and
-        variants are added.
+        lose detail; the other's new pitfalls are appended, one by one, each only
+        if ``screen`` accepts the strategy with it (so a merge never grows past a
+        filter's ``max_chars`` nor joins pitfalls into a poisoned text), and its
+        counters and variants are added.
 
         Args:
             other: The near-duplicate strategy.
+            screen: A strategy filter (why to reject, or None); None appends every
+                new pitfall.
 
         Returns:
             The merged copy, with this record's id.
         """
         known = {p.casefold() for p in self.strategy.pitfalls}
-        pitfalls = self.strategy.pitfalls + [
-            p for p in other.strategy.pitfalls if p.casefold() not in known
-        ]
+        pitfalls = list(self.strategy.pitfalls)
+        for pitfall in other.strategy.pitfalls:
+            if pitfall.casefold() in known:
+                continue
+            candidate = self.strategy.model_copy(update={"pitfalls": [*pitfalls, pitfall]})
+            if screen is None or screen(candidate) is None:
+                pitfalls.append(pitfall)
+                known.add(pitfall.casefold())
         merged = self.with_counts(
             **{name: getattr(other, name) for name in _COUNTERS - {"variants"}},
             variants=other.variants + 1,

@@ -11,7 +11,9 @@ from any.
 A write checks the vectors' width against the stored ones, deduplicates each
 record as if the records were added one by one (against the stored strategies
 and the new ones before it), inserts the new ones in one backend call, then
-merges, reconciles (on a store shared without a lock: Chroma) and evicts past
+merges (each pitfall a merge adds is screened with the default
+:class:`~langchain_intercascade.guards.StrategyFilter`, its ``max_chars``
+included), reconciles (on a store shared without a lock: Chroma) and evicts past
 ``max_size``. If any step fails, the new records are taken back and the merged
 ones restored: the bank holds what it held before, and the error is raised.
 """
@@ -26,11 +28,15 @@ from typing import Literal
 import numpy as np
 
 from langchain_intercascade.bank.backend import BankBackend, _check_namespace, _check_width
+from langchain_intercascade.guards import StrategyFilter
 from langchain_intercascade.strategies import Strategy, StrategyRecord
 
 DedupPolicy = Literal["merge", "skip"]
 # How many near neighbours a shared-store writer reconciles after its write.
 _SETTLE_K = 8
+# A merge screens each pitfall it adds: ten near-duplicates with a long pitfall each
+# made one record of 30,309 characters, unscreened, before.
+_MERGE_SCREEN = StrategyFilter()
 
 
 def check_write_options(
@@ -147,7 +153,7 @@ class _Writer:
                 elif self.dedup_policy == "merge":
                     if found.id not in fresh:
                         merged.setdefault(found.id, found)
-                    found = found.merged_with(record)
+                    found = found.merged_with(record, _MERGE_SCREEN)
             held[found.id] = found
             answers.append(found.id)
         if fresh:
@@ -201,7 +207,7 @@ class _Writer:
         if self.dedup_policy == "skip":
             return survivor
         for duplicate in duplicates:
-            survivor = survivor.merged_with(duplicate)
+            survivor = survivor.merged_with(duplicate, _MERGE_SCREEN)
         self.backend.update([survivor])
         return survivor
 
