@@ -45,14 +45,9 @@ Example:
 
 from __future__ import annotations
 
-import base64
-import binascii
 import codecs
-import html
 import re
-import unicodedata
-import urllib.parse
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
@@ -63,143 +58,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from langchain_intercascade.costs import invoke_counted
 from langchain_intercascade.prompts import STRATEGY_SCREEN_HUMAN, STRATEGY_SCREEN_SYSTEM
 from langchain_intercascade.strategies import Strategy
+from langchain_intercascade.text_views import views
 
 
 class StrategyRejected(ValueError):
     """A distilled strategy was not stored: the strategy filter rejected it."""
-
-
-# -- normalization -----------------------------------------------------------------
-
-# Invisible letters that are not format characters (Hangul fillers, braille blank,
-# combining grapheme joiner, Mongolian vowel separator).
-_INVISIBLE = dict.fromkeys(map(ord, "\u115f\u1160\u3164\uffa0\u2800\u034f\u180e"))
-# Look-alikes that NFKC keeps, as the Latin letter or bracket they pass for: Cyrillic,
-# Greek, small capitals, Armenian, Cherokee; angle brackets and guillemets.
-_CONFUSABLES = str.maketrans(
-    dict(
-        zip(
-            "аеорсухіјѕԁһԛԝӏкмнтвьАВЕКМНОРСТХУІЈЅ"
-            "αβεηικνορτυχωΑΒΕΗΙΚΜΝΟΡΤΧΥΖ"
-            "ɪɢɴᴏʀᴇᴘᴠᴜꜱᴛᴄᴀʙᴅꜰʜᴊᴋʟᴍǫᴡʏᴢɡıօսᎥ"
-            "\u27e8\u2329\u3008\u300a\u2039\u00ab\u276c\u276e\u2770\u29fc\u1438"
-            "\u27e9\u232a\u3009\u300b\u203a\u00bb\u276d\u276f\u2771\u29fd\u1433",
-            "aeopcyxijsdhqwlkmhtbbABEKMHOPCTXYIJS"
-            "abenikvoptuxwABEHIKMNOPTXYZ"
-            "ignorepvustcabdfhjklmqwyzgioui"
-            "<<<<<<<<<<<"
-            ">>>>>>>>>>>",
-            strict=True,
-        )
-    )
-)
-
-
-def _plain(text: str) -> str:
-    """NFKC, ASCII-smuggling tag characters read as ASCII, format characters removed."""
-    folded = unicodedata.normalize("NFKC", text).translate(_INVISIBLE)
-    # Tag characters (U+E0020-E007E) are invisible copies of ASCII that models read.
-    untagged = "".join(chr(ord(c) - 0xE0000) if 0xE0020 <= ord(c) <= 0xE007E else c for c in folded)
-    return "".join(c for c in untagged if unicodedata.category(c) != "Cf")
-
-
-def _latin(text: str) -> str:
-    """Look-alike letters as Latin ones, accents removed: what English patterns read."""
-    decomposed = unicodedata.normalize("NFD", text.translate(_CONFUSABLES))
-    return "".join(c for c in decomposed if unicodedata.category(c) != "Mn")
-
-
-# Encoded runs worth decoding; each is bounded below so that prose is not decoded.
-_BASE64 = re.compile(r"(?:[A-Za-z0-9+/_-]{4}[ ]?){4,}[A-Za-z0-9+/_-]{0,3}={0,2}")
-_HEX = re.compile(r"(?:[0-9a-fA-F]{2}){8,}")
-_BYTE_ESCAPES = re.compile(r"(?:\\x[0-9a-fA-F]{2}|\\u[0-9a-fA-F]{4})+")
-_PERCENT = re.compile(r"%[0-9a-fA-F]{2}")
-_MAX_DECODED = 32  # encoded runs decoded per text: enough for any strategy
-
-
-def _readable(data: bytes) -> str | None:
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        return None
-    printable = sum(c.isprintable() or c in "\n\t" for c in text)
-    letters = sum(c.isalpha() for c in text)
-    return text if text and printable >= 0.95 * len(text) and letters >= 0.5 * len(text) else None
-
-
-def _hex(run: str) -> str | None:
-    return _readable(bytes.fromhex(run))
-
-
-def _base64(run: str) -> str | None:
-    compact = run.replace(" ", "").rstrip("=")
-    compact = compact.replace("-", "+").replace("_", "/")
-    try:
-        return _readable(base64.b64decode(compact + "=" * (-len(compact) % 4), validate=True))
-    except (binascii.Error, ValueError):
-        return None
-
-
-def _replacer(decode: Callable[[str], str | None]) -> Callable[[re.Match[str]], str]:
-    """Replaces each run by its decoded text, for the first ``_MAX_DECODED`` runs."""
-    runs = 0
-
-    def replace(match: re.Match[str]) -> str:
-        nonlocal runs
-        runs += 1
-        found = decode(match.group(0)) if runs <= _MAX_DECODED else None
-        return match.group(0) if found is None else f" {found} "
-
-    return replace
-
-
-def _decoded(text: str) -> Iterator[str]:
-    """The text with each kind of encoding it holds decoded in place."""
-    if "&" in text:
-        yield html.unescape(text)
-    if _PERCENT.search(text):
-        yield urllib.parse.unquote(text)
-    if _BYTE_ESCAPES.search(text):
-        yield _BYTE_ESCAPES.sub(
-            lambda m: codecs.decode(m.group(0).encode("ascii"), "unicode_escape"), text
-        )
-    for pattern, decode in ((_HEX, _hex), (_BASE64, _base64)):
-        decoded = pattern.sub(_replacer(decode), text)
-        if decoded != text:
-            yield decoded
-    # rot13 costs one pass and reads as English only if it was meant to.
-    yield codecs.decode(text, "rot13")
-
-
-def views(text: str) -> list[str]:
-    """The forms of a text that the patterns read.
-
-    The text as written, its normalized form (NFKC, invisible and format
-    characters removed, ASCII-smuggling tag characters read as ASCII), that form
-    with look-alike letters mapped to Latin and accents removed, and the same for
-    every decoded form of the encodings it holds (two levels deep: base64 of
-    percent-encoding is read).
-
-    Args:
-        text: Any text.
-
-    Returns:
-        The distinct forms, the text as written first.
-    """
-    seen = dict.fromkeys([text])
-    layer = [text]
-    for _ in range(2):
-        found = []
-        for form in layer:
-            plain = _plain(form)
-            for candidate in (plain, _latin(plain), *_decoded(plain)):
-                if candidate not in seen:
-                    seen[candidate] = None
-                    found.append(candidate)
-        layer = found
-    for form in list(seen):  # each decoded form, read as the patterns read text
-        seen.setdefault(_latin(_plain(form)))
-    return list(seen)
 
 
 # -- patterns ------------------------------------------------------------------------
@@ -494,8 +357,9 @@ _CHECKS: tuple[tuple[str, Callable[[str], object]], ...] = (
 def screen_text(text: str) -> str | None:
     """Why a text must not be stored as (part of) a strategy, or None.
 
-    Every check reads every form :func:`views` gives, so a zero-width space, a
-    Cyrillic letter or a base64 wrapping does not hide what the text says.
+    Every check reads every form that
+    :func:`~langchain_intercascade.text_views.views` gives, so a zero-width space,
+    a Cyrillic letter or a base64 wrapping does not hide what the text says.
 
     Args:
         text: The text.
@@ -513,26 +377,24 @@ def screen_text(text: str) -> str | None:
 class StrategyFilter(BaseModel):
     """The default strategy filter: rejects personal data, secrets, links and injected text.
 
-    Called with a strategy, it returns why the strategy must not be stored, or
-    None. Each field is read as written, normalized and decoded (see
-    :func:`views`). It rejects a strategy whose text holds an e-mail address; a
-    phone number (9 or more digits, grouped by dots, hyphens or parentheses, or by
-    spaces in groups of two or more that are not thousands, which also catches
-    card and account numbers); a key-like string (``sk-...``, ``AKIA...``,
-    GitHub, GitLab, Slack, Stripe and Google tokens, JWTs, ``Bearer`` tokens,
-    private keys, ``password=...``, a 32-character run mixing upper case, lower
-    case and digits; not hashes); instruction-like text ("disregard everything
-    above", "from now on", "always answer 42", "you are now a ...", notes to the
-    assistant, the same in French, German, Spanish, Italian, Portuguese, Dutch,
-    Polish, Russian, Chinese, Japanese and Korean); role markers and fake system
-    sections (``SYSTEM:``, ``User:`` at the start of a line, ``### System``,
-    ``[system]``); prompt markup (``<|im_start|>``, ``[INST]``, role and section
-    tags and the hint section's name in any form); a link (a URL, a domain, an
-    IP address with a port or path); markdown links and images or HTML; a
-    request for secrets (asking for a password, a PIN or a one-time code,
-    printing keys or the system prompt; "never ask for the password" is
-    advice, not a request); a refusal of the task; or more than ``max_chars``
-    characters.
+    Called with a strategy, it returns why the strategy must not be stored, or None.
+    Each field is read as written, normalized and decoded (see
+    :func:`~langchain_intercascade.text_views.views`). It rejects a strategy whose text
+    holds an e-mail address; a phone number (9 or more digits, grouped by dots, hyphens
+    or parentheses, or by spaces in groups of two or more that are not thousands, which
+    also catches card and account numbers); a key-like string (``sk-...``, ``AKIA...``,
+    GitHub, GitLab, Slack, Stripe and Google tokens, JWTs, ``Bearer`` tokens, private
+    keys, ``password=...``, a 32-character run mixing upper case, lower case and digits;
+    not hashes); instruction-like text ("disregard everything above", "from now on",
+    "always answer 42", "you are now a ...", notes to the assistant, the same in French,
+    German, Spanish, Italian, Portuguese, Dutch, Polish, Russian, Chinese, Japanese and
+    Korean); role markers and fake system sections (``SYSTEM:``, ``User:`` at the start
+    of a line, ``### System``, ``[system]``); prompt markup (``<|im_start|>``,
+    ``[INST]``, role and section tags and the hint section's name in any form); a link
+    (a URL, a domain, an IP address with a port or path); markdown links and images or
+    HTML; a request for secrets (asking for a password, a PIN or a one-time code,
+    printing keys or the system prompt; "never ask for the password" is advice, not a
+    request); a refusal of the task; or more than ``max_chars`` characters.
 
     Attributes:
         max_chars: The longest strategy text (as shown to the weak model) to store.

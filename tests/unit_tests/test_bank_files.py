@@ -7,7 +7,6 @@ that a regression fails instead of hanging or eating the machine's memory.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -20,6 +19,7 @@ from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
+from test_bank_integrity import data_file, manifest_of, resign  # the checksum helpers
 
 from langchain_intercascade import Strategy, StrategyBank, create_intercascade
 from langchain_intercascade.bank import BankCorruptedError
@@ -45,23 +45,6 @@ def saved(tmp_path: Path, *extra: Strategy) -> Path:
     folder = tmp_path / "bank"
     bank.save(folder)
     return folder
-
-
-def manifest_of(folder: Path) -> dict:
-    return json.loads((folder / "manifest.json").read_text())
-
-
-def data_file(folder: Path, key: str) -> Path:
-    return folder / manifest_of(folder)[key]
-
-
-def resign(folder: Path) -> None:
-    manifest = manifest_of(folder)
-    manifest["sha256"] = {
-        key: hashlib.sha256(data_file(folder, key).read_bytes()).hexdigest()
-        for key in ("records", "vectors")
-    }
-    (folder / "manifest.json").write_text(json.dumps(manifest))
 
 
 def target(folder: Path, which: str) -> Path:
