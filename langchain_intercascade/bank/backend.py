@@ -103,7 +103,7 @@ class BankBackend(ABC):
     nearest vectors. The bank calls it under its own lock, so a backend needs no
     locking of its own unless other processes write to it too (then set
     :attr:`shared` and return their common lock from :meth:`exclusive`). The
-    abstract methods are the contract; ``tests/unit_tests/test_bank_backends.py``
+    abstract methods are the contract; ``tests/unit_tests/bank/test_bank_backends.py``
     (``BankBehaviour``) is the behaviour every backend must show, and the docs'
     "Adding a backend" runs it on an example.
 

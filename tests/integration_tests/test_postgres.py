@@ -24,7 +24,7 @@ from langchain_intercascade.bank import persistence, store_backend
 from langchain_intercascade.strategies import StrategyRecord
 
 # The suite every backend passes, from the unit tests.
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit_tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit_tests" / "bank"))
 from test_bank_backends import EMBEDDINGS, BankBehaviour, MakeBank  # noqa: E402
 
 pytestmark = pytest.mark.skipif(

@@ -9,7 +9,7 @@ import langchain_intercascade
 from langchain_intercascade import StrategyBank, create_intercascade
 from langchain_intercascade.testing import BagOfWordsEmbeddings, ScriptedChatModel
 
-README = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
+README = (Path(__file__).parents[3] / "README.md").read_text(encoding="utf-8")
 
 
 def _block_after(marker: str) -> str:
@@ -27,7 +27,7 @@ def test_readme_graph_picture_is_the_compiled_graph():
 def test_readme_test_command_installs_the_test_extra_and_runs_pytest():
     command = _block_after("test-command")
     assert '".[local,test]"' in command and "python -m pytest" in command
-    ci = (Path(__file__).parents[2] / ".ci" / "run").read_text(encoding="utf-8")
+    ci = (Path(__file__).parents[3] / ".ci" / "run").read_text(encoding="utf-8")
     assert "<!-- test-command -->" in ci  # CI runs the README's command, not a copy
 
 

@@ -295,7 +295,7 @@ def test_outputs_written(
 
 def test_importing_the_evaluation_leaves_matplotlib_alone() -> None:
     code = "import sys, langchain_intercascade.evaluation; print('matplotlib' in sys.modules)"
-    repo = Path(__file__).parents[2]
+    repo = Path(__file__).parents[3]
     out = subprocess.run(
         [sys.executable, "-c", code], cwd=repo, capture_output=True, text=True, check=True
     )

@@ -22,7 +22,7 @@ else:  # import-linter's own TOML reader there
 
 pytest.importorskip("importlinter", reason="the test extra is not installed")
 
-PYPROJECT = Path(__file__).resolve().parents[2] / "pyproject.toml"
+PYPROJECT = Path(__file__).resolve().parents[3] / "pyproject.toml"
 CONTRACTS = tomllib.loads(PYPROJECT.read_text(encoding="utf-8"))["tool"]["importlinter"][
     "contracts"
 ]

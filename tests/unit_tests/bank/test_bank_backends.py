@@ -340,7 +340,7 @@ def langchain_faiss_bank(**options: Any) -> StrategyBank:
 
 def docs_example_backend() -> type:
     """The ``DictBackend`` of docs/bank.md's "Adding a backend", defined as the page does."""
-    page = (Path(__file__).resolve().parents[2] / "docs" / "bank.md").read_text(encoding="utf-8")
+    page = (Path(__file__).resolve().parents[3] / "docs" / "bank.md").read_text(encoding="utf-8")
     [block] = [b for b in re.findall(r"```python\n(.*?)```", page, re.DOTALL) if "DictBackend" in b]
     namespace: dict[str, Any] = {"__name__": "__docs__"}
     exec(block, namespace)

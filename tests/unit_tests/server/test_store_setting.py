@@ -24,7 +24,7 @@ from langchain_intercascade.server.store import ServerStore, served_embeddings
 from langchain_intercascade.settings import CascadeSettings, ConfigurationError
 from langchain_intercascade.testing import BagOfWordsEmbeddings
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 # -- the setting ---------------------------------------------------------------
