@@ -205,7 +205,13 @@ class StrategyRecord(BaseModel):
         source_query: str | None = None,
         model: str | None = None,
     ) -> StrategyRecord:
-        """Build a record whose id is a deterministic hash of its content.
+        """Build a record whose id is a deterministic hash of its content and key.
+
+        The same strategy distilled from two different queries is two records, each
+        found by its own query: a label task's strategies for one label are often
+        word for word the same, and one record keyed by the first query would hide
+        the label from every other way of asking. Distilled again from the same
+        query (a retry), it is the same record.
 
         Args:
             strategy: The distilled strategy.
@@ -217,7 +223,7 @@ class StrategyRecord(BaseModel):
             The record.
         """
         return cls(
-            id=content_id(strategy, namespace),
+            id=content_id(strategy, namespace, source_query),
             strategy=strategy,
             namespace=namespace,
             source_query=source_query,
@@ -333,17 +339,21 @@ _COUNTERS = frozenset(
 )
 
 
-def content_id(strategy: Strategy, namespace: str) -> str:
-    """The deterministic id of a strategy in a namespace: a hash of both.
+def content_id(strategy: Strategy, namespace: str, source_query: str | None = None) -> str:
+    """The deterministic id of a strategy in a namespace, keyed by its source query.
 
     Args:
         strategy: The strategy.
         namespace: Its namespace.
+        source_query: The query it is keyed by, if one is kept.
 
     Returns:
         32 hex digits.
     """
-    return hashlib.sha256(f"{namespace}\x00{strategy.to_text()}".encode()).hexdigest()[:32]
+    digest = hashlib.sha256(f"{namespace}\x00{strategy.to_text()}".encode())
+    if source_query is not None:
+        digest.update(b"\x00" + source_query.encode("utf-8", "surrogatepass"))
+    return digest.hexdigest()[:32]
 
 
 class RetrievedStrategy(BaseModel):

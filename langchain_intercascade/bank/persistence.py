@@ -45,7 +45,7 @@ from langchain_core.embeddings import Embeddings
 from pydantic import ValidationError
 
 from langchain_intercascade.bank.backend import BankBackend, _check_namespace
-from langchain_intercascade.guards import StrategyFilter
+from langchain_intercascade.guards import StrategyScreen
 from langchain_intercascade.strategies import Strategy, StrategyRecord, content_id
 
 if sys.platform != "win32":
@@ -53,10 +53,6 @@ if sys.platform != "win32":
 
 logger = logging.getLogger("langchain_intercascade.bank")
 
-StrategyScreen = Callable[[Strategy], str | None]
-"""A strategy filter: why a strategy must not be stored, or None."""
-DEFAULT_FILTER = StrategyFilter()
-""":func:`screen`'s default for loads and imports: the cascade's default filter."""
 
 FORMAT_VERSION = 3
 _READABLE_VERSIONS = (2, 3)  # 2: the same files, without checksums

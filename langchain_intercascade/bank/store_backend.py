@@ -2,10 +2,11 @@
 
 Each strategy is one store item under the namespace ``(*prefix, <bank
 namespace>)``, ``("intercascade", "tenant-a")`` by default, keyed by its record
-id: a hash of its namespace and text, so that two writes of one strategy land
-on one key. The item's value holds the record's fields (its counters too, for
-anything else that reads the store), ``key_text``, the one field the store's
-index embeds, and ``vector``, the bank's unit vector (float32, base64).
+id: a hash of its namespace, text and source query, so that two writes of one
+strategy from one query land on one key. The item's value holds the record's
+fields (its counters too, for anything else that reads the store), ``key_text``,
+the one field the store's index embeds, and ``vector``, the bank's unit vector
+(float32, base64).
 
 Searches go to the store's own index (``store.search(namespace, query=...)``).
 ``InMemoryStore`` scores by cosine similarity; ``PostgresStore`` by ``1 -``

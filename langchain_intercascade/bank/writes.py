@@ -11,7 +11,8 @@ from any.
 A write checks the vectors' width against the stored ones, deduplicates each
 record as if the records were added one by one (against the stored strategies
 and the new ones before it), inserts the new ones in one backend call, then
-merges (each pitfall a merge adds is screened with the default
+merges (each pitfall a merge adds is screened with the write's strategy filter,
+the cascade's own ``strategy_filter`` for a distilled strategy and by default
 :class:`~langchain_intercascade.guards.StrategyFilter`, its ``max_chars``
 included), reconciles (on a store shared without a lock: Chroma) and evicts past
 ``max_size``. If any step fails, the new records are taken back and the merged
@@ -28,15 +29,12 @@ from typing import Literal
 import numpy as np
 
 from langchain_intercascade.bank.backend import BankBackend, _check_namespace, _check_width
-from langchain_intercascade.guards import StrategyFilter
+from langchain_intercascade.guards import StrategyScreen
 from langchain_intercascade.strategies import Strategy, StrategyRecord
 
 DedupPolicy = Literal["merge", "skip"]
 # How many near neighbours a shared-store writer reconciles after its write.
 _SETTLE_K = 8
-# A merge screens each pitfall it adds: ten near-duplicates with a long pitfall each
-# made one record of 30,309 characters, unscreened, before.
-_MERGE_SCREEN = StrategyFilter()
 
 
 def check_write_options(
@@ -109,6 +107,7 @@ class _Writer:
         dedup_threshold: The bank's near-duplicate threshold (None: exact copies only).
         dedup_policy: ``"merge"`` or ``"skip"``.
         max_size: The bank's limit per namespace (None: none).
+        screen: Screens each pitfall a merge adds (None: every one is added).
     """
 
     def __init__(
@@ -118,11 +117,13 @@ class _Writer:
         dedup_threshold: float | None,
         dedup_policy: str,
         max_size: int | None,
+        screen: StrategyScreen | None,
     ) -> None:
         self.backend = backend
         self.dedup_threshold = dedup_threshold
         self.dedup_policy = dedup_policy
         self.max_size = max_size
+        self.screen = screen
 
     def write(self, records: Sequence[StrategyRecord], vectors: np.ndarray) -> list[StrategyRecord]:
         """Store records with their unit vectors (one row each), all or nothing.
@@ -153,7 +154,7 @@ class _Writer:
                 elif self.dedup_policy == "merge":
                     if found.id not in fresh:
                         merged.setdefault(found.id, found)
-                    found = found.merged_with(record, _MERGE_SCREEN)
+                    found = found.merged_with(record, self.screen)
             held[found.id] = found
             answers.append(found.id)
         if fresh:
@@ -207,7 +208,7 @@ class _Writer:
         if self.dedup_policy == "skip":
             return survivor
         for duplicate in duplicates:
-            survivor = survivor.merged_with(duplicate, _MERGE_SCREEN)
+            survivor = survivor.merged_with(duplicate, self.screen)
         self.backend.update([survivor])
         return survivor
 

@@ -26,7 +26,7 @@ from langchain_intercascade.graph.context import CascadeContext, contained
 from langchain_intercascade.graph.inputs import run_namespace
 from langchain_intercascade.graph.state import InterCascadeState
 from langchain_intercascade.graph.steps import Call, Steps, arun, run
-from langchain_intercascade.guards import StrategyRejected
+from langchain_intercascade.guards import StrategyRejected, ascreen
 from langchain_intercascade.prompts import CascadePrompts
 from langchain_intercascade.strategies import (
     RetrievedStrategy,
@@ -91,18 +91,26 @@ def distill_prompt(prompts: CascadePrompts, query: str, answer: str) -> list[Bas
     return prompts.with_task(value.to_messages())
 
 
-def strategy_record(
-    context: CascadeContext, strategy: Strategy, namespace: str, query: str
-) -> StrategyRecord:
-    """The record to store for a distilled strategy, once the strategy filter passed it.
+def screened(context: CascadeContext, strategy: Strategy) -> Steps[None]:
+    """Screen a distilled strategy with the ``strategy_filter`` option.
+
+    Under ``ainvoke`` the filter is awaited (``guards.ascreen``), so a screening
+    model call does not block the event loop.
 
     Raises:
         StrategyRejected: If the filter rejects the strategy.
     """
     screen = context.options.strategy_filter
-    reason = screen(strategy) if screen is not None else None
-    if reason is not None:
-        raise StrategyRejected(reason)
+    if screen is not None:
+        reason = yield Call(screen, partial(ascreen, screen), strategy)
+        if reason is not None:
+            raise StrategyRejected(reason)
+
+
+def strategy_record(
+    context: CascadeContext, strategy: Strategy, namespace: str, query: str
+) -> StrategyRecord:
+    """The record to store for a distilled strategy that the strategy filter passed."""
     return StrategyRecord.create(
         strategy,
         namespace=namespace,
@@ -164,8 +172,12 @@ def stored(
             prompt = distill_prompt(context.options.prompts, query, answer)
             usage, content = yield from distilled_reply(context, prompt, config)
             strategy = content if isinstance(content, Strategy) else parse_strategy(content)
+        yield from screened(context, strategy)
         record = strategy_record(context, strategy, namespace, query)
-        kept = yield Call(bank.add, bank.aadd, record)
+        # A merge into a near-duplicate is screened with the same filter.
+        kept = yield Call(
+            bank.add, bank.aadd, record, strategy_filter=context.options.strategy_filter
+        )
     except Exception as exc:  # the user's answer stands without a strategy
         return {"usage": usage, "errors": [contained("distill_strategy", exc)]}
     # The stored record may be another user's that this one merged into.

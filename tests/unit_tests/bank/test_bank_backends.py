@@ -122,8 +122,17 @@ class BankBehaviour:
         bank = make_bank()
         first = bank.add(strategy("A"), source_query="apples")
         assert bank.add(strategy("A"), source_query="apples") == first
-        assert first.id == StrategyRecord.create(strategy("A")).id
+        assert first.id == StrategyRecord.create(strategy("A"), source_query="apples").id
         assert len(bank) == 1
+
+    def test_the_same_strategy_from_another_query_is_found_by_both(
+        self, make_bank: MakeBank
+    ) -> None:
+        bank = make_bank(dedup_threshold=None)
+        first = bank.add(strategy("A"), source_query="apples in baskets")
+        second = bank.add(strategy("A"), source_query="train timetables")
+        assert first.id != second.id and len(bank) == 2
+        assert bank.search("train timetables", k=1)[0].record.id == second.id
 
     def test_near_duplicates_merge_into_the_first(self, make_bank: MakeBank) -> None:
         bank = make_bank()
