@@ -14,6 +14,9 @@ table and writes ``RESULTS/report.json`` and ``RESULTS/<embeddings>-learning.png
   label-agreement judge (``LabelAgreementJudge``'s formula, weight 0.5) recomputed
   from the records;
 - distilling every strong answer (``all``) vs only trusted ones (``trusted``).
+- for runs that deferred everything: the strong calls each cascade needs for system
+  accuracy within 1, 2 and 5 points of the strong model, replaying every threshold over
+  the recorded confidences (an optimistic bound, see ``_strong_calls_for``).
 
     PYTHONPATH=$PWD python benchmarks/intents/analyze.py benchmarks/intents/results
 """
@@ -22,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -118,6 +122,42 @@ def _config_figures(records: Sequence[QueryRecord]) -> dict[str, float]:
     }
 
 
+def _strong_calls_for(records: Sequence[QueryRecord], target: float) -> float | None:
+    """The fewest strong calls (a share) at which some threshold reaches ``target`` accuracy.
+
+    Replays the run at every threshold over its recorded confidences: a weak answer at or
+    above the threshold is accepted, any other gets the strong answer. Valid for runs
+    that deferred everything (threshold ``inf``), where every weak and strong answer was
+    recorded; optimistic for Inter-Cascade, whose bank then also holds the strategies of
+    messages a threshold would have accepted, and for both in that the threshold is
+    chosen on the stream itself.
+    """
+    if any(r.route != "strong" or r.confidence is None for r in records):
+        return None
+    best: float | None = None
+    for level in sorted({r.confidence or 0.0 for r in records} | {math.inf}):
+        accepted = [(r.confidence or 0.0) >= level for r in records]
+        right = [
+            bool(r.weak_correct) if a else r.correct for r, a in zip(records, accepted, strict=True)
+        ]
+        calls = 1 - float(np.mean(accepted))
+        if np.mean(right) >= target and (best is None or calls < best):
+            best = calls
+    return best
+
+
+def _frontier(ic: Sequence[QueryRecord], sc: Sequence[QueryRecord]) -> dict[str, Any]:
+    """Strong calls each cascade needs for system accuracy within 1, 2 and 5 points of strong."""
+    strong = float(np.mean([r.correct for r in sc]))
+    out: dict[str, Any] = {"strong_accuracy": strong}
+    for points in (1, 2, 5):
+        out[f"within_{points}_points"] = {
+            "intercascade": _strong_calls_for(ic, strong - points / 100),
+            "cascade": _strong_calls_for(sc, strong - points / 100),
+        }
+    return out
+
+
 def _report(seeds: dict[int, Records], labels: LabelSet) -> dict[str, Any]:
     pooled: Records = {}
     for records in seeds.values():
@@ -138,6 +178,7 @@ def _report(seeds: dict[int, Records], labels: LabelSet) -> dict[str, Any]:
             "strong_calls_intercascade_vs_cascade": _paired(ic, sc, _strong_call),
             "fee_intercascade_vs_cascade": _paired(ic, sc, lambda r: 1000 * r.fee),
             "configurations": {name: _config_figures(rs) for name, rs in part.items()},
+            "replayed_thresholds": _frontier(ic, sc),
             "retrieval_only": {
                 "accuracy": float(
                     np.mean(
@@ -281,6 +322,14 @@ def _print(name: str, report: dict[str, Any]) -> None:
         )
         fee = f["fee_intercascade_vs_cascade"]
         print(f"fee per 1k, Inter-Cascade - cascade: {_diff(fee, 1.0, 'USD')}")
+        replay = f["replayed_thresholds"]
+        for key, value in replay.items():
+            if key.startswith("within_"):
+                print(
+                    f"replayed thresholds, strong calls for system accuracy {key.replace('_', ' ')}"
+                    f" of strong ({_pct(replay['strong_accuracy'])}%): Inter-Cascade "
+                    f"{_pct(value['intercascade'])}%, standard cascade {_pct(value['cascade'])}%"
+                )
         r = f["retrieval_only"]
         print(
             f"retrieval only (top strategy's label): {_pct(r['accuracy'])}% "
@@ -331,7 +380,7 @@ def main() -> None:
         _print(embeddings, reports[embeddings])
         _print_teacher(reports[embeddings]["teacher"])
         png = args.results / f"{embeddings}-learning.png"
-        _plot(seeds, png, f"Banking77 stream, {embeddings} embeddings, seeds {sorted(seeds)}")
+        _plot(seeds, png, f"Banking77 stream, {embeddings}, seeds {sorted(seeds)}")
         print(f"plot: {png}")
     (args.results / "report.json").write_text(json.dumps(reports, indent=1))
     print(f"\nwritten {args.results / 'report.json'}")

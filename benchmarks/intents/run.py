@@ -14,6 +14,10 @@ threshold to be certified at a useful alpha. Per seed it runs, at that one thres
   probability reaches the strong model's own threshold, calibrated on the same train
   messages at the same ``alpha``/``delta``.
 
+With ``--teacher-accuracy P`` the strong model is replaced by a simulated teacher right on
+a share P of the messages (``teacher.py``): what the weak model learns from a teacher of
+known accuracy, apart from what the local 1.5B knows.
+
 Both Inter-Cascade runs carry the strong judge, so every strong answer's confidence is
 recorded. Model calls go to a persistent SQLite cache, so a rerun pays only for new
 prompts. ``analyze.py`` turns the records into the report.
@@ -30,12 +34,14 @@ import json
 import math
 import os
 import random
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from langchain_core.embeddings import Embeddings
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import HumanMessage
+from teacher import simulated_teacher  # benchmarks/intents/teacher.py
 
 from langchain_intercascade import StrategyBank, create_intercascade
 from langchain_intercascade.calibration import ThresholdCalibration, calibrate_threshold
@@ -128,6 +134,14 @@ def _calibrate_with_strategies(
     )
 
 
+def _token_counter(gguf: Path) -> Callable[[str], int]:
+    """Counts tokens with a GGUF model's tokenizer (its vocabulary only is loaded)."""
+    from llama_cpp import Llama
+
+    vocab = Llama(model_path=str(gguf), vocab_only=True, verbose=False)
+    return lambda text: len(vocab.tokenize(text.encode(), add_bos=False, special=True))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", type=Path, default=DATA)
@@ -138,6 +152,14 @@ def main() -> None:
         "--strong", type=Path, default=model_dir() / "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"
     )
     parser.add_argument("--embeddings", choices=["gguf", "minilm"], default="gguf")
+    parser.add_argument(
+        "--teacher-accuracy",
+        type=float,
+        default=None,
+        metavar="P",
+        help="Replace the strong model by a simulated teacher right on P of the messages "
+        "(teacher.py), billed at the strong model's price on the same tokens.",
+    )
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--size", type=int, default=300)
     parser.add_argument("--calibration-size", type=int, default=100)
@@ -171,6 +193,14 @@ def main() -> None:
     for seed in args.seeds:
         stream = zipf_draw(test, labels, args.size, seed, args.exponent)
         held_out = zipf_draw(train, labels, args.calibration_size, seed, args.exponent)
+        if args.teacher_accuracy is not None:
+            strong = simulated_teacher(
+                labels,
+                [*stream, *held_out],
+                accuracy=args.teacher_accuracy,
+                seed=seed,
+                count_tokens=_token_counter(args.strong),
+            )
         # The strong model's trust threshold: its label's probability, calibrated like the
         # weak one's on the held-out messages (the strong model answers them as the weak does).
         strong_as_weak = create_intercascade(
@@ -228,6 +258,7 @@ def main() -> None:
                         "embeddings": args.embeddings,
                         "exponent": args.exponent,
                         "threshold_is_inf": math.isinf(trust.threshold),
+                        "teacher_accuracy": args.teacher_accuracy,
                     },
                     indent=1,
                 )
