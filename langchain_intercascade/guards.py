@@ -45,6 +45,7 @@ Example:
 
 from __future__ import annotations
 
+import asyncio
 import codecs
 import re
 from collections.abc import Callable
@@ -55,7 +56,7 @@ from langchain_core.prompts import ChatPromptTemplate
 from langchain_core.runnables import RunnableConfig, ensure_config
 from pydantic import BaseModel, ConfigDict, Field
 
-from langchain_intercascade.costs import invoke_counted
+from langchain_intercascade.costs import ainvoke_counted, invoke_counted
 from langchain_intercascade.prompts import STRATEGY_SCREEN_HUMAN, STRATEGY_SCREEN_SYSTEM
 from langchain_intercascade.strategies import Strategy
 from langchain_intercascade.text_views import views
@@ -63,6 +64,41 @@ from langchain_intercascade.text_views import views
 
 class StrategyRejected(ValueError):
     """A distilled strategy was not stored: the strategy filter rejected it."""
+
+
+StrategyScreen = Callable[[Strategy], "str | None"]
+"""A strategy filter: why a strategy must not be stored, or None to store it."""
+
+
+async def ascreen(screen: StrategyScreen, strategy: Strategy) -> str | None:
+    """Screen a strategy without blocking the event loop.
+
+    A screen with an ``ascreen`` method (:class:`ModelStrategyScreen`) is
+    awaited; any other callable runs in a worker thread, as it may be slow.
+
+    Args:
+        screen: The strategy filter.
+        strategy: The strategy.
+
+    Returns:
+        Why it is rejected, or None to store it.
+
+    Example:
+        ```python
+        import asyncio
+
+        from langchain_intercascade.guards import StrategyFilter, ascreen
+        from langchain_intercascade.strategies import Strategy
+
+        clean = Strategy(title="Speed", applies_when="distance and time", steps=["d / t"])
+        assert asyncio.run(ascreen(StrategyFilter(), clean)) is None
+        ```
+    """
+    method = getattr(screen, "ascreen", None)
+    if callable(method):
+        reason: str | None = await method(strategy)
+        return reason
+    return await asyncio.to_thread(screen, strategy)
 
 
 # -- patterns ------------------------------------------------------------------------
@@ -306,6 +342,11 @@ _MARKUP = re.compile(
     _I,
 )
 
+# Ten or more single letters spaced apart with no wider gap between words
+# ("i g n o r e a l l p r e v i o u s"): the joined view reads one long word that
+# no pattern matches, and no method needs it; shorter runs (S-M-I-T-H, A-B-C-D-F) pass.
+_LETTER_SPACED = re.compile(r"(?<!\w)(?:[^\W\d_][ .\-_]){9,}[^\W\d_](?!\w)")
+
 
 def _has_phone_number(text: str) -> bool:
     for match in _DIGIT_RUN.finditer(text):
@@ -351,6 +392,7 @@ _CHECKS: tuple[tuple[str, Callable[[str], object]], ...] = (
     ("a request for secrets", _unnegated(_SECRET_REQUEST)),
     ("a request for secrets", _unnegated(_SECRET_DISCLOSURE)),
     ("a refusal of the task", _REFUSAL.search),
+    ("letter-spaced text", _LETTER_SPACED.search),
 )
 
 
@@ -394,7 +436,9 @@ class StrategyFilter(BaseModel):
     (a URL, a domain, an IP address with a port or path); markdown links and images or
     HTML; a request for secrets (asking for a password, a PIN or a one-time code,
     printing keys or the system prompt; "never ask for the password" is advice, not a
-    request); a refusal of the task; or more than ``max_chars`` characters.
+    request); a refusal of the task; ten or more letters spaced apart ("i g n o r e
+    a l l"; shorter letter-spaced words are read joined); or more than ``max_chars``
+    characters.
 
     Attributes:
         max_chars: The longest strategy text (as shown to the weak model) to store.
@@ -420,6 +464,10 @@ class StrategyFilter(BaseModel):
         return screen_text(
             "\n".join([strategy.title, strategy.applies_when, *strategy.steps, *strategy.pitfalls])
         )
+
+
+DEFAULT_FILTER = StrategyFilter()
+"""The default filter of the bank's own writes (loads, imports, merges): the cascade's default."""
 
 
 SCREEN_TAG = "intercascade:strategy_screen"
@@ -449,7 +497,9 @@ class ModelStrategyScreen(BaseModel):
     :class:`~langchain_intercascade.callbacks.CascadeCostTracker` (and
     ``track_cascade_costs``) counts its tokens under the route ``"screen"``,
     priced as :attr:`price_key`. It runs inside the distillation, in the
-    distillation's config, so its run is a child of the turn in traces.
+    distillation's config, so its run is a child of the turn in traces. Under the
+    cascade's ``ainvoke`` the model's ``ainvoke`` is awaited (:meth:`ascreen`),
+    so the screening call does not block the event loop.
 
     Attributes:
         model: The chat model that judges (the strong model, or a cheaper one).
@@ -480,6 +530,15 @@ class ModelStrategyScreen(BaseModel):
             {"strategy": text, "decoded": "\n---\n".join(decoded) if decoded else "(none)"}
         )
 
+    def _verdict(self, reply: Any) -> str | None:
+        verdict = _VERDICT.match(reply.text)
+        if verdict is None:
+            return f"the screening model gave no verdict: {reply.text[:80]!r}"
+        kind, why = verdict.group(1).lower(), verdict.group(2).strip()[:200]
+        if kind == "method":
+            return None
+        return f"the screening model found {kind}" + (f": {why}" if why else "")
+
     def __call__(self, strategy: Strategy) -> str | None:
         """Screen a strategy: the patterns, then the model.
 
@@ -491,15 +550,26 @@ class ModelStrategyScreen(BaseModel):
         """
         if self.patterns is not None and (reason := self.patterns(strategy)) is not None:
             return reason
-        patch: RunnableConfig = {
-            "run_name": "strategy_screen",
-            "tags": [f"{SCREEN_TAG}:{self.price_key}"],
-        }
-        reply = invoke_counted(self.model, self._messages(strategy), ensure_config(), patch)
-        verdict = _VERDICT.match(reply.text)
-        if verdict is None:
-            return f"the screening model gave no verdict: {reply.text[:80]!r}"
-        kind, why = verdict.group(1).lower(), verdict.group(2).strip()[:200]
-        if kind == "method":
-            return None
-        return f"the screening model found {kind}" + (f": {why}" if why else "")
+        messages = self._messages(strategy)
+        return self._verdict(invoke_counted(self.model, messages, ensure_config(), self._patch))
+
+    async def ascreen(self, strategy: Strategy) -> str | None:
+        """Async :meth:`__call__`: the model's ``ainvoke`` is awaited (the cascade's ``ainvoke``).
+
+        Args:
+            strategy: The distilled strategy.
+
+        Returns:
+            Why it is rejected, or None to store it.
+        """
+        if self.patterns is not None:
+            reason = await ascreen(self.patterns, strategy)
+            if reason is not None:
+                return reason
+        messages = self._messages(strategy)
+        reply = await ainvoke_counted(self.model, messages, ensure_config(), self._patch)
+        return self._verdict(reply)
+
+    @property
+    def _patch(self) -> RunnableConfig:
+        return {"run_name": "strategy_screen", "tags": [f"{SCREEN_TAG}:{self.price_key}"]}

@@ -1,8 +1,8 @@
 """How untrusted text is read before it is screened: :func:`views`, its plain and decoded forms.
 
 A poisoned strategy hides its words: zero-width and format characters between
-letters, look-alike letters of other scripts, or the words encoded (base64, hex,
-HTML entities, percent-encoding, escapes, rot13). The strategy filter
+letters, look-alike letters of other scripts, letters spaced apart, or the words
+encoded (base64, hex, HTML entities, percent-encoding, escapes, rot13). The strategy filter
 (:mod:`langchain_intercascade.guards`) matches its patterns against every view.
 """
 
@@ -53,6 +53,17 @@ def _latin(text: str) -> str:
     """Look-alike letters as Latin ones, accents removed: what English patterns read."""
     decomposed = unicodedata.normalize("NFD", text.translate(_CONFUSABLES))
     return "".join(c for c in decomposed if unicodedata.category(c) != "Mn")
+
+
+# Single letters joined by one separator, the same throughout: "i g n o r e", "I.G.N.O.R.E",
+# "i-g-n-o-r-e". A wider gap (two spaces) ends the word, so "a l l  p r e v" reads as
+# "all prev". Each run starts at a letter after no word character: linear.
+_SPACED_LETTERS = re.compile(r"(?<!\w)[^\W\d_](?P<gap>[ .\-_])[^\W\d_](?:(?P=gap)[^\W\d_])*(?!\w)")
+
+
+def _joined(text: str) -> str:
+    """Letter-spaced words written as words."""
+    return _SPACED_LETTERS.sub(lambda m: m.group(0).replace(m.group("gap"), ""), text)
 
 
 # Encoded runs worth decoding; each is bounded below so that prose is not decoded.
@@ -122,7 +133,8 @@ def views(text: str) -> list[str]:
 
     The text as written, its normalized form (NFKC, invisible and format
     characters removed, ASCII-smuggling tag characters read as ASCII), that form
-    with look-alike letters mapped to Latin and accents removed, and the same for
+    with look-alike letters mapped to Latin and accents removed, that form with
+    letter-spaced words joined ("i g n o r e", "I.G.N.O.R.E"), and the same for
     every decoded form of the encodings it holds (two levels deep: base64 of
     percent-encoding is read).
 
@@ -138,7 +150,8 @@ def views(text: str) -> list[str]:
         found = []
         for form in layer:
             plain = _plain(form)
-            for candidate in (plain, _latin(plain), *_decoded(plain)):
+            latin = _latin(plain)
+            for candidate in (plain, latin, _joined(latin), *_decoded(plain)):
                 if candidate not in seen:
                     seen[candidate] = None
                     found.append(candidate)

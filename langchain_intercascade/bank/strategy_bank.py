@@ -39,6 +39,7 @@ from langchain_intercascade.bank.writes import (
     add_counts,
     check_write_options,
 )
+from langchain_intercascade.guards import DEFAULT_FILTER, StrategyScreen
 from langchain_intercascade.strategies import (
     RetrievedStrategy,
     Strategy,
@@ -320,8 +321,13 @@ class StrategyBank:
         namespace: str = DEFAULT_NAMESPACE,
         source_query: str | None = None,
         model: str | None = None,
+        strategy_filter: StrategyScreen | None = DEFAULT_FILTER,
     ) -> StrategyRecord:
         """Store a strategy, unless it duplicates a stored one.
+
+        The strategy itself is not screened (the cascade screens what it
+        distils); a merge into a near-duplicate adds each new pitfall only if
+        ``strategy_filter`` passes the merged strategy.
 
         Args:
             strategy: A strategy, or a ready record (whose own namespace and
@@ -329,6 +335,8 @@ class StrategyBank:
             namespace: The namespace to store it under.
             source_query: The query it was distilled from (None keeps it private).
             model: The name of the model that wrote it.
+            strategy_filter: Screens a merge's pitfalls: the cascade passes its
+                own ``strategy_filter``; None adds every new pitfall.
 
         Returns:
             The record that now holds the strategy: the new one, or the stored
@@ -351,7 +359,8 @@ class StrategyBank:
         if stored is not None:
             return stored
         vectors = self.embeddings.embed_documents([record.key_text])
-        return self._write([record], _unit_rows(vectors, 1, f"strategy {record.id}"))[0]
+        unit = _unit_rows(vectors, 1, f"strategy {record.id}")
+        return self._write([record], unit, strategy_filter)[0]
 
     async def aadd(
         self,
@@ -360,18 +369,22 @@ class StrategyBank:
         namespace: str = DEFAULT_NAMESPACE,
         source_query: str | None = None,
         model: str | None = None,
+        strategy_filter: StrategyScreen | None = DEFAULT_FILTER,
     ) -> StrategyRecord:
-        """Async :meth:`add`: embeds with ``aembed_documents``."""
+        """Async :meth:`add`: embeds with ``aembed_documents``, writes in a worker thread."""
         record = _as_record(strategy, namespace, source_query, model)
         stored = await asyncio.to_thread(self.get, record.id)
         if stored is not None:
             return stored
         vectors = await self.embeddings.aembed_documents([record.key_text])
         unit = _unit_rows(vectors, 1, f"strategy {record.id}")
-        return (await asyncio.to_thread(self._write, [record], unit))[0]
+        return (await asyncio.to_thread(self._write, [record], unit, strategy_filter))[0]
 
     def _write(
-        self, records: Sequence[StrategyRecord], vectors: np.ndarray
+        self,
+        records: Sequence[StrategyRecord],
+        vectors: np.ndarray,
+        strategy_filter: StrategyScreen | None,
     ) -> list[StrategyRecord]:
         """Store records with their unit vectors, all or nothing (see ``bank.writes``)."""
         for record in records:  # a record copied with a new id skipped its validation
@@ -381,6 +394,7 @@ class StrategyBank:
             dedup_threshold=self.dedup_threshold,
             dedup_policy=self.dedup_policy,
             max_size=self.max_size,
+            screen=strategy_filter,
         )
         with self._lock, self._backend.exclusive():
             return writer.write(records, vectors)
@@ -534,7 +548,7 @@ class StrategyBank:
         *,
         embeddings: Embeddings,
         vectorstore: VectorStore | None = None,
-        strategy_filter: persistence.StrategyScreen | None = persistence.DEFAULT_FILTER,
+        strategy_filter: StrategyScreen | None = DEFAULT_FILTER,
         allow_unverified: bool = False,
         **kwargs: Any,
     ) -> StrategyBank:
@@ -606,7 +620,7 @@ class StrategyBank:
         path: str | os.PathLike[str],
         *,
         namespace: str | None = None,
-        strategy_filter: persistence.StrategyScreen | None = persistence.DEFAULT_FILTER,
+        strategy_filter: StrategyScreen | None = DEFAULT_FILTER,
     ) -> list[StrategyRecord]:
         """Add strategies from a JSON-lines file, embedding them anew.
 
@@ -624,7 +638,8 @@ class StrategyBank:
                 record's own (bare strategies go to the default namespace).
             strategy_filter: Why a strategy must not be imported, or None; the
                 default is the cascade's default, ``guards.StrategyFilter()``.
-                None imports every strategy.
+                It screens merges into near-duplicates too. None imports every
+                strategy.
 
         Returns:
             The records now holding the imported strategies that passed the
@@ -642,4 +657,5 @@ class StrategyBank:
         if not records:
             return []
         vectors = self.embeddings.embed_documents([r.key_text for r in records])
-        return self._write(records, _unit_rows(vectors, len(records), str(path)))
+        unit = _unit_rows(vectors, len(records), str(path))
+        return self._write(records, unit, strategy_filter)
