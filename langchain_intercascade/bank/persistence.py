@@ -363,7 +363,8 @@ def _imported(data: Any, namespace: str | None) -> StrategyRecord:
     else:
         record = StrategyRecord.create(Strategy.model_validate(data))
     space = _check_namespace(namespace or record.namespace)
-    return record.model_copy(update={"namespace": space, "id": content_id(record.strategy, space)})
+    identity = content_id(record.strategy, space, record.source_query)
+    return record.model_copy(update={"namespace": space, "id": identity})
 
 
 # -- reading ----------------------------------------------------------------------------

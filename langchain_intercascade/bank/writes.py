@@ -104,7 +104,8 @@ class _Writer:
 
     Args:
         backend: Where the records go.
-        dedup_threshold: The bank's near-duplicate threshold (None: exact copies only).
+        dedup_threshold: The bank's near-duplicate threshold (None: only the same
+            strategy from the same query is one record).
         dedup_policy: ``"merge"`` or ``"skip"``.
         max_size: The bank's limit per namespace (None: none).
         screen: Screens each pitfall a merge adds (None: every one is added).
