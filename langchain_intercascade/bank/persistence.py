@@ -1,4 +1,4 @@
-"""The bank's files: saved folders and JSON-lines exports, written crash-safely.
+"""The bank's saved folders, written crash-safely and read as untrusted input.
 
 A saved folder holds ``manifest.json`` (format version, count, dimension, and
 the names and SHA-256 checksums of the data files), a JSONL file of records and
@@ -17,7 +17,8 @@ checksums is verified whatever its version number says: ``sha256`` is the mark
 of format 3, which format 2 never wrote, so a flipped version byte cannot turn
 the checksums off. A format 2 manifest (no checksums) is read only with
 ``allow_unverified=True``. What is read is screened by a strategy filter
-(:func:`screen`) before it is stored.
+(:func:`screen`) before it is stored, as JSON-lines imports are
+(:mod:`~langchain_intercascade.bank.jsonl`).
 """
 
 from __future__ import annotations
@@ -44,9 +45,9 @@ import numpy as np
 from langchain_core.embeddings import Embeddings
 from pydantic import ValidationError
 
-from langchain_intercascade.bank.backend import BankBackend, _check_namespace
+from langchain_intercascade.bank.backend import BankBackend
 from langchain_intercascade.guards import StrategyScreen
-from langchain_intercascade.strategies import Strategy, StrategyRecord, content_id
+from langchain_intercascade.strategies import StrategyRecord
 
 if sys.platform != "win32":
     import fcntl
@@ -307,64 +308,6 @@ def screen(
             source, len(rejected), len(records), "; ".join(rejected),
         )  # fmt: skip
     return kept
-
-
-def write_jsonl(path: str | os.PathLike[str], records: Sequence[StrategyRecord]) -> int:
-    """Write whole records as JSON lines, replacing the file in one rename.
-
-    Args:
-        path: The file to write.
-        records: The records, in file order.
-
-    Returns:
-        How many records were written.
-    """
-    _write_durably(Path(path), "".join(r.model_dump_json() + "\n" for r in records))
-    return len(records)
-
-
-def read_jsonl(
-    path: str | os.PathLike[str], namespace: str | None, strategy_filter: StrategyScreen | None
-) -> list[StrategyRecord]:
-    """Read records or bare strategies from JSON lines, as new records to store.
-
-    A record's id is recomputed from its content and namespace, so edited
-    strategies get ids that match their text. The lines the filter rejects are
-    left out (see :func:`screen`).
-
-    Args:
-        path: The file to read.
-        namespace: Put every record in this namespace; None keeps each record's
-            own (bare strategies go to the default namespace).
-        strategy_filter: Screens each strategy; None keeps every one.
-
-    Returns:
-        The records, in file order.
-
-    Raises:
-        ValueError: If a line is neither a record nor a strategy, or a record's
-            id is malformed (the message names the line).
-    """
-    records, labels = [], []
-    with open(path, encoding="utf-8") as fh:
-        for number, line in enumerate(fh, 1):
-            if line.strip():
-                try:
-                    records.append(_imported(json.loads(line), namespace))
-                except (json.JSONDecodeError, ValidationError) as exc:
-                    raise ValueError(f"{path}, line {number}: {exc}") from exc
-                labels.append(f"line {number}")
-    return [records[i] for i in screen(records, labels, strategy_filter, Path(path))]
-
-
-def _imported(data: Any, namespace: str | None) -> StrategyRecord:
-    if isinstance(data, dict) and "strategy" in data:
-        record = StrategyRecord.model_validate(data)
-    else:
-        record = StrategyRecord.create(Strategy.model_validate(data))
-    space = _check_namespace(namespace or record.namespace)
-    identity = content_id(record.strategy, space, record.source_query)
-    return record.model_copy(update={"namespace": space, "id": identity})
 
 
 # -- reading ----------------------------------------------------------------------------

@@ -11,11 +11,9 @@ embeddings, whatever the store, so thresholds mean the same everywhere.
 from __future__ import annotations
 
 import asyncio
-import os
 import threading
 from collections.abc import Sequence
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -24,10 +22,10 @@ from langchain_core.vectorstores import VectorStore
 from langgraph.store.base import BaseStore
 from pydantic import ConfigDict, SkipValidation, StrictFloat, StrictInt, validate_call
 
-from langchain_intercascade.bank import persistence
 from langchain_intercascade.bank.backend import BankBackend, _unit, _unit_rows
 from langchain_intercascade.bank.backends import open_backend
 from langchain_intercascade.bank.faiss_backend import IndexType
+from langchain_intercascade.bank.files import BankFiles
 from langchain_intercascade.bank.namespaces import DEFAULT_NAMESPACE
 from langchain_intercascade.bank.search import SearchType, check_search, search_backend
 from langchain_intercascade.bank.stats import BankStats, summarize
@@ -55,7 +53,7 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-class StrategyBank:
+class StrategyBank(BankFiles):
     """A searchable, deduplicated collection of distilled strategies.
 
     Each strategy is indexed by its record's ``key_text``: the query it was
@@ -515,147 +513,3 @@ class StrategyBank:
         from langchain_intercascade.bank.retriever import StrategyRetriever
 
         return StrategyRetriever(bank=self, **kwargs)
-
-    # -- persistence ----------------------------------------------------------------
-
-    def save(self, folder: str | os.PathLike[str]) -> Path:
-        """Write the whole bank to a folder, without pickle.
-
-        The folder holds ``manifest.json`` (with the data files' checksums), a
-        JSONL file of records and a ``.npy`` file of vectors (see
-        ``bank.persistence``). A crash at any point leaves a complete bank (the
-        new one or the previous one), and a load meanwhile reads one of the two.
-
-        Args:
-            folder: Where to write; the bank's folder (created if missing).
-
-        Returns:
-            The folder's path.
-
-        Raises:
-            OSError: If the folder cannot be written; the bank saved there
-                before is left as it was.
-        """
-        with self._lock, self._backend.exclusive():  # records and vectors of one moment
-            records = self.records()
-            vectors = self._backend.vectors(records)
-        return persistence.write_bank(folder, records, vectors)
-
-    @classmethod
-    def load(
-        cls,
-        folder: str | os.PathLike[str],
-        *,
-        embeddings: Embeddings,
-        vectorstore: VectorStore | None = None,
-        strategy_filter: StrategyScreen | None = DEFAULT_FILTER,
-        allow_unverified: bool = False,
-        **kwargs: Any,
-    ) -> StrategyBank:
-        """Read a bank written by :meth:`save`, as it was saved, screened again.
-
-        Every file is checked (regular files inside the folder, never followed
-        through a link; sizes within what the manifest allows; checksums,
-        shapes, finite unit vectors, valid records and ids) before anything is
-        stored; the records and vectors then go into the store in one call.
-        Each strategy is screened by ``strategy_filter``: one it rejects is not
-        loaded, and a warning (logger ``langchain_intercascade.bank``) names its
-        id and the reason.
-
-        Args:
-            folder: The folder :meth:`save` wrote.
-            embeddings: The same embeddings the bank was built with.
-            vectorstore: An empty store to load into; None uses FAISS.
-            strategy_filter: Why a strategy must not be loaded, or None; the
-                default is the cascade's default, ``guards.StrategyFilter()``.
-                None loads every strategy.
-            allow_unverified: Load a bank saved by format version 2, which has
-                no checksums, so that edits or damage to its files go unnoticed
-                but for the other checks. A manifest with checksums is verified
-                whatever its version says.
-            **kwargs: Other :class:`StrategyBank` options (``dedup_threshold``,
-                ``dedup_policy``, ``max_size``) for later writes, or ``store=``
-                (and ``store_prefix``) to load into a LangGraph store whose
-                prefix holds no strategies yet.
-
-        Returns:
-            The bank.
-
-        Raises:
-            FileNotFoundError: If the folder is not a saved bank (it has no
-                ``manifest.json``).
-            BankCorruptedError: If a file of the bank is missing, a link, not a
-                regular file, too large, damaged, inconsistent with the manifest
-                or of an unknown format version, or the bank has no checksums
-                and ``allow_unverified`` is False; the message names the file
-                and what is wrong.
-            ValueError: If ``embeddings`` (or the store) has another dimension
-                than the saved vectors.
-        """
-        bank = cls(embeddings, vectorstore=vectorstore, **kwargs)
-        persistence.load_into(
-            bank._backend, bank._lock, folder, embeddings,
-            strategy_filter=strategy_filter, allow_unverified=allow_unverified,
-        )  # fmt: skip
-        return bank
-
-    def export_jsonl(self, path: str | os.PathLike[str], *, namespace: str | None = None) -> int:
-        """Write strategies as JSON lines, for people to review, edit and version.
-
-        Each line is a whole record (strategy, provenance, counters). The file is
-        written beside its target and renamed over it, so readers never see half
-        a file.
-
-        Args:
-            path: The file to write.
-            namespace: Only this namespace; None exports every namespace.
-
-        Returns:
-            How many strategies were written.
-        """
-        return persistence.write_jsonl(path, self.records(namespace))
-
-    def import_jsonl(
-        self,
-        path: str | os.PathLike[str],
-        *,
-        namespace: str | None = None,
-        strategy_filter: StrategyScreen | None = DEFAULT_FILTER,
-    ) -> list[StrategyRecord]:
-        """Add strategies from a JSON-lines file, embedding them anew.
-
-        Each line is a record (as :meth:`export_jsonl` writes it, counters kept)
-        or a bare strategy (``title``, ``applies_when``, ``steps``, ``pitfalls``).
-        A record's id is recomputed from its content, so edited strategies get
-        ids that match their text. Imports are deduplicated like any write.
-        Each strategy is screened by ``strategy_filter``: one it rejects is not
-        imported, and a warning (logger ``langchain_intercascade.bank``) names
-        its line and the reason.
-
-        Args:
-            path: The file to read.
-            namespace: Put every strategy in this namespace; None keeps each
-                record's own (bare strategies go to the default namespace).
-            strategy_filter: Why a strategy must not be imported, or None; the
-                default is the cascade's default, ``guards.StrategyFilter()``.
-                It screens merges into near-duplicates too. None imports every
-                strategy.
-
-        Returns:
-            The records now holding the imported strategies that passed the
-            filter, in file order.
-
-        Raises:
-            ValueError: If a line is neither a record nor a strategy, or holds a
-                malformed id (the message names the line), or the embeddings
-                return an empty, all-zero or non-finite vector or one of another
-                width than the stored ones; nothing is imported then. Nor is
-                anything imported when the store fails: its error is raised with
-                the bank as it was.
-        """
-        records = persistence.read_jsonl(path, namespace, strategy_filter)
-        if not records:
-            return []
-        vectors = self.embeddings.embed_documents([r.key_text for r in records])
-        unit = _unit_rows(vectors, len(records), str(path))
-        return self._write(records, unit, strategy_filter)

@@ -11,7 +11,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from langchain_intercascade.bank.persistence import read_bank, write_jsonl
+from langchain_intercascade.bank.jsonl import write_jsonl
+from langchain_intercascade.bank.persistence import read_bank
 from langchain_intercascade.cli.shared import (
     FLAG,
     ConfigOpt,

@@ -21,7 +21,7 @@ import pytest
 from loopback import free_port, serving
 
 from langchain_intercascade import Strategy, StrategyBank, create_intercascade
-from langchain_intercascade.bank import persistence
+from langchain_intercascade.bank import jsonl, persistence
 from langchain_intercascade.strategies import StrategyRecord
 from langchain_intercascade.testing import BagOfWordsEmbeddings, ScriptedChatModel
 
@@ -153,7 +153,7 @@ def test_another_client_sees_the_same_records_and_counters(make_bank, tmp_path):
 def test_a_bank_loads_into_chroma_in_batches_and_checks_widths(make_bank, tmp_path):
     small = BagOfWordsEmbeddings(dim=256)  # Chroma indexes 4096 dimensions slowly
     words = [a + b + c + d for a in LETTERS for b in LETTERS for c in LETTERS for d in LETTERS]
-    persistence.write_jsonl(
+    jsonl.write_jsonl(
         tmp_path / "strategies.jsonl",
         [
             StrategyRecord.create(strategy(word), source_query=f"{word} question")

@@ -20,7 +20,7 @@ import pytest
 from pgvector import pgvector_server
 
 from langchain_intercascade import Strategy, StrategyBank
-from langchain_intercascade.bank import persistence, store_backend
+from langchain_intercascade.bank import jsonl, store_backend
 from langchain_intercascade.strategies import StrategyRecord
 
 # The suite every backend passes, from the unit tests.
@@ -116,7 +116,7 @@ def test_a_bulk_write_that_fails_halfway_stores_none_of_it(
     prefix = (f"flaky-{uuid.uuid4().hex[:8]}",)
     words = ["trains", "paint", "coins", "ages", "rent"]
     path = tmp_path / "import.jsonl"
-    persistence.write_jsonl(
+    jsonl.write_jsonl(
         path, [StrategyRecord.create(strategy(w), source_query=f"{w} puzzle") for w in words]
     )
     with FlakyStore.from_conn_string(conninfo, index=INDEX) as store:  # type: ignore[arg-type]

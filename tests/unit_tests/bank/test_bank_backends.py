@@ -25,7 +25,7 @@ from langchain_core.vectorstores import InMemoryVectorStore
 from langgraph.store.memory import InMemoryStore
 
 from langchain_intercascade import Strategy, StrategyBank
-from langchain_intercascade.bank import persistence
+from langchain_intercascade.bank import jsonl
 from langchain_intercascade.strategies import StrategyRecord
 from langchain_intercascade.testing import BagOfWordsEmbeddings
 
@@ -226,7 +226,7 @@ class BankBehaviour:
             for title, namespace, query, pitfall in IMPORTED
         ]
         path = tmp_path / "import.jsonl"
-        persistence.write_jsonl(path, lines)
+        jsonl.write_jsonl(path, lines)
         stored = StrategyRecord.create(strategy("Stored groups"), source_query=baskets(1))
         at_once, one_by_one = make_bank(dedup_policy=policy), make_bank(dedup_policy=policy)
         at_once.add(stored), one_by_one.add(stored)
@@ -234,7 +234,7 @@ class BankBehaviour:
         expected = []
         for i, line in enumerate(lines):
             single = tmp_path / f"line-{i}.jsonl"
-            persistence.write_jsonl(single, [line])
+            jsonl.write_jsonl(single, [line])
             expected += one_by_one.import_jsonl(single)
         assert at_once.records() == one_by_one.records()
         assert returned == [one_by_one.get(r.id) for r in expected]
@@ -280,7 +280,7 @@ class BankBehaviour:
             StrategyRecord.create(strategy("Ages"), source_query="ages now and later"),
         ]
         path = tmp_path / "import.jsonl"
-        persistence.write_jsonl(path, lines)
+        jsonl.write_jsonl(path, lines)
         backend = bank._backend
         delete = backend.delete
         calls: list[object] = []

@@ -22,7 +22,7 @@ from langchain_core.vectorstores import InMemoryVectorStore
 
 import langchain_intercascade
 from langchain_intercascade import Strategy, StrategyBank
-from langchain_intercascade.bank import BankCorruptedError, persistence
+from langchain_intercascade.bank import BankCorruptedError, jsonl, persistence
 from langchain_intercascade.bank.faiss_backend import _FaissBackend
 from langchain_intercascade.strategies import StrategyRecord
 from langchain_intercascade.testing import BagOfWordsEmbeddings
@@ -177,7 +177,7 @@ def test_a_faiss_write_failing_halfway_is_rolled_back(monkeypatch, tmp_path, whe
             bank.add(strategy("Ages"), source_query="ages now and later")
         else:
             path = tmp_path / "import.jsonl"
-            persistence.write_jsonl(  # a new namespace first, then the failing one
+            jsonl.write_jsonl(  # a new namespace first, then the failing one
                 path,
                 [
                     StrategyRecord.create(strategy("Ages"), namespace="new"),
@@ -302,7 +302,7 @@ def test_a_failed_import_takes_back_its_merges_and_new_strategies(tmp_path, monk
         StrategyRecord.create(strategy("Ages"), source_query="ages now and later"),
     ]
     path = tmp_path / "import.jsonl"
-    persistence.write_jsonl(path, lines)
+    jsonl.write_jsonl(path, lines)
     monkeypatch.setattr(bank._backend, "delete", fail_once(bank._backend.delete))
     with pytest.raises(Fault):
         bank.import_jsonl(path)
@@ -363,7 +363,7 @@ def variants(count: int, seed: int) -> list[StrategyRecord]:
 def test_an_import_deduplicates_as_adding_one_by_one_would(tmp_path, policy):
     records = variants(60, seed=3)
     path = tmp_path / "variants.jsonl"
-    persistence.write_jsonl(path, records)
+    jsonl.write_jsonl(path, records)
     stored = StrategyRecord.create(
         strategy("Stored first"), source_query="eggs in boxes with each", namespace="a"
     )
@@ -374,7 +374,7 @@ def test_an_import_deduplicates_as_adding_one_by_one_would(tmp_path, policy):
     expected = []
     for i, record in enumerate(records):
         single = tmp_path / f"line-{i}.jsonl"
-        persistence.write_jsonl(single, [record])
+        jsonl.write_jsonl(single, [record])
         expected += one_by_one.import_jsonl(single)
     assert at_once.records() == one_by_one.records()
     assert returned == [one_by_one.get(r.id) for r in expected]
@@ -387,7 +387,7 @@ def test_an_import_past_max_size_keeps_the_most_useful(tmp_path):
     bank.rate(useful.id, helpful=True)
     path = tmp_path / "import.jsonl"
     lines = [StrategyRecord.create(strategy(f"S{i}"), source_query=f"query {i}") for i in "abcde"]
-    persistence.write_jsonl(path, lines)
+    jsonl.write_jsonl(path, lines)
     assert len(bank.import_jsonl(path)) == 5
     assert [r.strategy.title for r in bank.records()] == ["Useful", "Sd", "Se"]
     assert_consistent(bank)

@@ -16,7 +16,7 @@ from langgraph.store.base import Op, PutOp, Result
 from langgraph.store.memory import InMemoryStore
 
 from langchain_intercascade import Strategy, StrategyBank, create_intercascade
-from langchain_intercascade.bank import persistence, store_backend
+from langchain_intercascade.bank import jsonl, store_backend
 from langchain_intercascade.strategies import StrategyRecord
 from langchain_intercascade.testing import BagOfWordsEmbeddings, fake_models
 
@@ -186,7 +186,7 @@ def test_a_bulk_write_that_fails_halfway_stores_none_of_it(tmp_path, monkeypatch
     kept = bank.add(strategy("Kept"), source_query="apples in baskets")
     words = ["trains", "paint", "coins", "ages", "rent"]
     path = tmp_path / "import.jsonl"
-    persistence.write_jsonl(
+    jsonl.write_jsonl(
         path, [StrategyRecord.create(strategy(w), source_query=f"{w} puzzle") for w in words]
     )
     monkeypatch.setattr(store_backend, "_PAGE", 2)
@@ -239,7 +239,7 @@ def test_banks_importing_one_file_at_once_store_it_once(tmp_path):
         for w in ("apples", "trains", "paint", "coins")
     ]
     path = tmp_path / "import.jsonl"
-    persistence.write_jsonl(path, lines)
+    jsonl.write_jsonl(path, lines)
     start = threading.Barrier(len(banks))
     returned: list[list[StrategyRecord]] = [[] for _ in banks]
 
