@@ -126,6 +126,7 @@ def _agent_options(options: CascadeOptions) -> CascadeOptions:
             ("strong_threshold", options.strong_threshold is not None),
             ("distill_threshold", options.distill_threshold is not None),
             ("recalibrator", options.recalibrator is not None),
+            ("record_to", options.record_to is not None),
         )
         if chosen
     ]
@@ -133,7 +134,7 @@ def _agent_options(options: CascadeOptions) -> CascadeOptions:
         raise ValueError(
             f"InterCascadeMiddleware does not support {', '.join(unsupported)}: "
             "an agent's steps have no single answer to abstain on, judge, learn a "
-            "joint strategy from, or compare with the strong model's"
+            "joint strategy from, record, or compare with the strong model's"
         )
     return options
 
@@ -247,8 +248,8 @@ class InterCascadeMiddleware(AgentMiddleware[InterCascadeAgentState, Any]):
         bank: Where strategies are retrieved from and stored; None cascades each
             call without strategies.
         options: The cascade's options (see :class:`CascadeOptions`); two-threshold
-            mode, ``distill_mode="joint"`` and the online recalibrator do not
-            apply to agents, and ``max_input_chars`` is not checked.
+            mode, ``distill_mode="joint"``, the online recalibrator and ``record_to``
+            do not apply to agents, and ``max_input_chars`` is not checked.
         **option_values: Fields of :class:`CascadeOptions`, overriding ``options``.
 
     Raises:

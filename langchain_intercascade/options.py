@@ -45,6 +45,7 @@ from langchain_intercascade.guards import StrategyFilter
 from langchain_intercascade.judges import BaseJudge, as_judge
 from langchain_intercascade.prompts import CascadePrompts
 from langchain_intercascade.strategies import Strategy
+from langchain_intercascade.teacher_records import TeacherRecorder
 
 DistillMode = Literal["separate", "joint"]
 """``"separate"``: a second strong call writes the strategy; ``"joint"``: one call."""
@@ -155,6 +156,14 @@ class CascadeOptions(BaseModel):
             a dropped connection, a 5xx) is repeated, with exponential backoff. A
             weak model that is still rate-limited raises instead of escalating to
             the (more expensive) strong model.
+        record_to: Opt-in recording of the teacher's answers: each turn the strong
+            model answered (route ``"strong"``) is written to this
+            :class:`~langchain_intercascade.teacher_records.TeacherRecorder` as a
+            :class:`~langchain_intercascade.teacher_records.TeacherRecord`, after its
+            distillation (on the worker, with ``distill_in_background``). An answer
+            the ``strategy_filter`` rejects (read as a strategy: its first line the
+            title) is not recorded, and the recorder counts it; a failed write is
+            counted and goes to the turn's ``errors``, the answer stands.
     """
 
     model_config = ConfigDict(
@@ -195,6 +204,7 @@ class CascadeOptions(BaseModel):
     strong_timeout: _Number | None = Field(default=None, gt=0)
     distill_timeout: _Number | None = Field(default=None, gt=0)
     max_retries: StrictInt = Field(default=2, ge=0)
+    record_to: Annotated[TeacherRecorder | None, Field(exclude=True)] = None
 
     @field_validator("judge", "strong_judge", mode="before")
     @classmethod

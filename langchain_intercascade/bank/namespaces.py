@@ -38,3 +38,25 @@ def run_namespace(config: RunnableConfig | None, default: str = DEFAULT_NAMESPAC
     if to_well_formed(namespace) != namespace:
         raise ValueError(f"configurable[{NAMESPACE_KEY!r}] holds a lone surrogate: {namespace!r}")
     return namespace
+
+
+def store_label(namespace: str) -> str:
+    """A namespace as one label of a LangGraph store namespace, which holds neither "." nor NUL.
+
+    Percent-encoded, so that two namespaces never share a label.
+
+    Args:
+        namespace: A bank namespace (a tenant).
+
+    Returns:
+        The label.
+
+    Example:
+        ```python
+        from langchain_intercascade.bank.namespaces import store_label
+
+        assert store_label("acme.com") == "acme%2Ecom"
+        assert store_label("50%.off") == "50%25%2Eoff"
+        ```
+    """
+    return namespace.replace("%", "%25").replace(".", "%2E").replace("\x00", "%00")

@@ -68,6 +68,7 @@ from langchain_intercascade.bank.backend import (
     _unit,
     _unit_rows,
 )
+from langchain_intercascade.bank.namespaces import store_label
 from langchain_intercascade.strategies import StrategyRecord
 
 DEFAULT_PREFIX = ("intercascade",)
@@ -169,9 +170,7 @@ class _StoreBackend(BankBackend):
         return self._dim
 
     def _namespace(self, namespace: str) -> tuple[str, ...]:
-        # Store labels may hold neither "." nor NUL; bank namespaces may.
-        label = namespace.replace("%", "%25").replace(".", "%2E").replace("\x00", "%00")
-        return (*self.prefix, label)
+        return (*self.prefix, store_label(namespace))
 
     def _parse(self, item: Item) -> tuple[StrategyRecord, np.ndarray] | None:
         if "vector" not in item.value:  # something else stored under the prefix

@@ -16,6 +16,8 @@ Module map:
 - ``bank``: the ``bank`` sub-commands (``ls``, ``search``, ``stats``,
   ``export``, ``import``, ``rm``).
 - ``calibrate``: the ``calibrate`` command.
+- ``export``: the ``export`` command (the teacher's recorded answers as
+  fine-tuning files).
 - ``demo``: the ``demo`` command.
 - ``doctor``: the ``doctor`` command.
 
@@ -28,7 +30,16 @@ from typing import Annotated
 import typer
 
 from langchain_intercascade import __version__
-from langchain_intercascade.cli import answer, bank, calibrate, demo, doctor, evaluate, models
+from langchain_intercascade.cli import (
+    answer,
+    bank,
+    calibrate,
+    demo,
+    doctor,
+    evaluate,
+    export,
+    models,
+)
 from langchain_intercascade.cli.shared import FLAG
 
 __all__ = ["app"]
@@ -69,4 +80,5 @@ app.command()(answer.ask)
 app.command()(answer.run)
 app.command()(calibrate.calibrate)
 app.command("eval")(evaluate.evaluate)
+app.command()(export.export)
 app.command()(demo.demo)

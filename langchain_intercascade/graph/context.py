@@ -114,6 +114,7 @@ class CascadeContext:
             None when it has no tool calling (strategies are then parsed from text).
         strategy_reader: What reads the strategy from the distiller's reply (None:
             the distiller returns it with the raw reply, as ``include_raw=True``).
+        weak_name: The weak model's name, in teacher records.
         strong_name: The strong model's name, stored with each strategy.
         background: Where distillations run after the answer, when
             ``distill_in_background`` is set.
@@ -127,6 +128,7 @@ class CascadeContext:
     strong_judge: BaseJudge | None = field(init=False)
     distiller: Runnable[Any, Any] | None = field(init=False)
     strategy_reader: Runnable[Any, Any] | None = field(init=False)
+    weak_name: str = field(init=False)
     strong_name: str = field(init=False)
     background: BackgroundDistillations | None = field(init=False)
 
@@ -151,6 +153,7 @@ class CascadeContext:
         object.__setattr__(self, "strong_judge", strong_judge)
         object.__setattr__(self, "distiller", distiller)
         object.__setattr__(self, "strategy_reader", strategy_reader)
+        object.__setattr__(self, "weak_name", model_name(weak_model))
         object.__setattr__(self, "strong_name", model_name(strong_model))
         background = self.distilling and self.options.distill_in_background
         object.__setattr__(

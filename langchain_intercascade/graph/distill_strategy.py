@@ -13,7 +13,7 @@ strategy being stored.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import suppress
 from functools import partial
 from typing import Any
@@ -24,6 +24,7 @@ from langchain_core.runnables import RunnableConfig
 from langchain_intercascade.costs import Usage, record_usage
 from langchain_intercascade.graph.context import CascadeContext, contained
 from langchain_intercascade.graph.inputs import run_namespace
+from langchain_intercascade.graph.recording import recorded
 from langchain_intercascade.graph.state import InterCascadeState
 from langchain_intercascade.graph.steps import Call, Steps, arun, run
 from langchain_intercascade.guards import StrategyRejected, ascreen
@@ -194,16 +195,19 @@ def distillation(
     strategies: Sequence[RetrievedStrategy],
     namespace: str,
     config: RunnableConfig,
+    then: Callable[[dict[str, Any]], Steps[dict[str, Any]]] | None = None,
 ) -> Steps[dict[str, Any]]:
     """Distill and store a strategy (:func:`stored`), unless :func:`skipped`; or queue it.
 
     With ``distill_in_background`` the distillation runs on a worker and the
-    update is empty: the answer does not wait for it.
+    update is empty: the answer does not wait for it. ``then`` steps through
+    the distillation's update wherever it is made (on the worker too), and
+    returns it, changed or not: the graph records the turn there.
     """
     skip = skipped(context, answer, strong_confidence, strategies)
     if skip is not None:
-        return skip
-    work = partial(
+        return (yield from then(skip)) if then is not None else skip
+    distill = partial(
         stored,
         context,
         query=query,
@@ -212,6 +216,11 @@ def distillation(
         namespace=namespace,
         config=config,
     )
+
+    def work() -> Steps[dict[str, Any]]:
+        update = yield from distill()
+        return (yield from then(update)) if then is not None else update
+
     if context.background is not None:  # a worker thread outlives the event loop
         context.background.submit(lambda: run(work()))
         return {}
@@ -225,7 +234,16 @@ class DistillStrategy:
         self.context = context
 
     def steps(self, state: InterCascadeState, config: RunnableConfig) -> Steps[dict[str, Any]]:
-        """Distill and store a strategy (or queue it); failures go to ``errors``."""
+        """Distill and store a strategy (or queue it), then record the turn (``record_to``)."""
+        namespace = run_namespace(config)
+        # The last message is the strong answer this node distills.
+        record = partial(
+            recorded,
+            self.context,
+            conversation=state.get("messages", [])[:-1],
+            turn=state,
+            tenant=namespace,
+        )
         return distillation(
             self.context,
             query=state.get("query", ""),
@@ -233,8 +251,9 @@ class DistillStrategy:
             strategy_text=state.get("strong_strategy_text"),
             strong_confidence=state.get("strong_confidence"),
             strategies=state.get("strategies") or [],
-            namespace=run_namespace(config),
+            namespace=namespace,
             config=config,
+            then=lambda update: record(update=update),
         )
 
     def __call__(self, state: InterCascadeState, config: RunnableConfig) -> dict[str, Any]:

@@ -10,7 +10,8 @@ not a failure of the model: it reaches the caller unchanged, as it would from th
 alone, with no fallback. With ``strong_threshold`` or ``distill_threshold`` the strong
 answer is judged too; in two-threshold mode the cascade abstains when it is unsure,
 and ``distill_strategy`` distills only a trusted one. A deferred turn also feeds the online
-recalibrator, when there is one.
+recalibrator, when there is one; with ``record_to`` and nothing to distill after it, the turn is
+recorded here (``graph/recording.py``).
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ from langchain_core.runnables import RunnableConfig
 from langchain_intercascade.costs import Usage, merge_usage, record_usage
 from langchain_intercascade.graph.calls import raised_by_callback
 from langchain_intercascade.graph.context import CascadeContext, contained
-from langchain_intercascade.graph.inputs import has_visible_text
+from langchain_intercascade.graph.inputs import has_visible_text, run_namespace
+from langchain_intercascade.graph.recording import recorded
 from langchain_intercascade.graph.state import InterCascadeState, RouteState
 from langchain_intercascade.graph.steps import Call, Steps, arun, run
 from langchain_intercascade.judges import Judgement
@@ -128,7 +130,25 @@ class StrongAnswer:
         return update
 
     def steps(self, state: InterCascadeState, config: RunnableConfig) -> Steps[dict[str, Any]]:
-        """Ask the strong model (and judge its answer when options say so)."""
+        """Ask the strong model (and judge its answer when options say so); record the turn.
+
+        The turn is recorded here when no distillation follows; ``distill_strategy``
+        records it otherwise.
+        """
+        update = yield from self._answer(state, config)
+        if self.context.distilling:
+            return update
+        return (
+            yield from recorded(
+                self.context,
+                conversation=state.get("messages", []),
+                turn={**state, **update},
+                update=update,
+                tenant=run_namespace(config),
+            )
+        )
+
+    def _answer(self, state: InterCascadeState, config: RunnableConfig) -> Steps[dict[str, Any]]:
         context = self.context
         try:
             reply = yield Call(

@@ -12,10 +12,12 @@ from langchain.agents import create_agent
 from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.messages import HumanMessage, SystemMessage, ToolMessage
 from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.store.memory import InMemoryStore
 
 from langchain_intercascade import CascadeOptions, StrategyBank
 from langchain_intercascade.middleware import InterCascadeMiddleware
 from langchain_intercascade.strategies import parse_strategy
+from langchain_intercascade.teacher_records import StoreTeacherRecorder
 from langchain_intercascade.testing import (
     EQUAL_GROUPS_STRATEGY,
     ScriptedChatModel,
@@ -289,6 +291,7 @@ def test_options_come_from_cascade_options_and_keywords(world):
     [
         ({"strong_threshold": 0.5}, "strong_threshold"),
         ({"distill_mode": "joint"}, "distill_mode='joint'"),
+        ({"record_to": StoreTeacherRecorder(InMemoryStore())}, "record_to"),
     ],
 )
 def test_options_that_do_not_apply_to_agents_are_rejected(world, values, named):
