@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from functools import partial
 from typing import Any
 
 from langchain_core.messages import BaseMessage
 
 from langchain_intercascade.graph.context import CascadeContext, contained
 from langchain_intercascade.graph.steps import Call, Steps
+from langchain_intercascade.guards import ascreen
 from langchain_intercascade.strategies import Strategy
 from langchain_intercascade.teacher_records import TeacherRecord, TeacherRecorder
 
@@ -135,8 +137,11 @@ def recorded(
         recorder.count_skipped(NO_TEXT)
         return update
     try:
-        screen = context.options.strategy_filter
-        reason = screen(answer_as_strategy(answer)) if screen is not None else None
+        screen, candidate = context.options.strategy_filter, answer_as_strategy(answer)
+        # Awaited under ainvoke, as distillation's screening is: it may call a model.
+        reason = None
+        if screen is not None:
+            reason = yield Call(screen, partial(ascreen, screen), candidate)
         if reason is not None:  # a poisoned answer is not data to learn from
             recorder.count_skipped(reason)
             return update

@@ -234,3 +234,23 @@ def test_a_background_distillation_records_its_strategy(recorder: StoreTeacherRe
     (update,) = cascade.wait_for_distillations(timeout=30)
     (record,) = recorder.read()
     assert record.strategy_id == update["new_strategy"].id
+
+
+class _AsyncOnlyScreen:
+    """A screen that may only be awaited (as ModelStrategyScreen's model call is)."""
+
+    def __call__(self, strategy: Any) -> str | None:
+        raise AssertionError("called synchronously under ainvoke")
+
+    async def ascreen(self, strategy: Any) -> str | None:
+        return "rejected by the async screen"
+
+
+async def test_under_ainvoke_the_screen_is_awaited(recorder: StoreTeacherRecorder) -> None:
+    weak, strong, _ = fake_models()
+    cascade = create_intercascade(
+        weak, strong, strategy_filter=_AsyncOnlyScreen(), record_to=recorder
+    )
+    out = await cascade.ainvoke(FIRST)
+    assert out["route"] == "strong" and recorder.read() == []
+    assert recorder.skipped == {"rejected by the async screen": 1}
