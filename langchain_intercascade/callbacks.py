@@ -30,7 +30,7 @@ from langchain_intercascade.costs import (
     merge_usage,
     total_usage,
 )
-from langchain_intercascade.graph.state import CascadeTurn
+from langchain_intercascade.graph.state import WEAK_ONLY_ROUTES, CascadeTurn
 from langchain_intercascade.guards import screened_price_key
 
 
@@ -116,11 +116,12 @@ class CascadeCostTracker(BaseCallbackHandler):
     def strong_call_rate(self) -> float:
         """The share of queries the strong model answered (0 when none were seen).
 
-        Every route but ``"weak"`` called it (``"strong"``, and ``"abstain"`` in
-        two-threshold mode).
+        Every route but ``"weak"`` and ``"weak_budget"`` (refused by a strong-call
+        budget) called it: ``"strong"``, ``"weak_fallback"`` (it failed), and
+        ``"abstain"`` in two-threshold mode.
         """
         queries = self.total.queries
-        weak = self.routes.get("weak", RouteTotals()).queries
+        weak = sum(self.routes.get(r, RouteTotals()).queries for r in WEAK_ONLY_ROUTES)
         return (queries - weak) / queries if queries else 0.0
 
     def record(self, route: str, usage: Usage) -> None:

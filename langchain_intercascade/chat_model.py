@@ -50,7 +50,12 @@ from langchain_intercascade.model_types import ChatModel
 from langchain_intercascade.options import CascadeOptions, fold_options
 
 _GRAPH_CACHE_SIZE = 32
-_ANSWERING_MODEL = {"weak": "weak", "weak_fallback": "weak", "strong": "strong"}
+_ANSWERING_MODEL = {
+    "weak": "weak",
+    "weak_fallback": "weak",
+    "weak_budget": "weak",
+    "strong": "strong",
+}
 _ANSWER_NODES = {"weak_answer": "weak", "strong_answer": "strong"}
 
 
@@ -146,7 +151,7 @@ class _Relay:
         """
         self.state = state
         route = state.get("route")
-        if route not in ("weak", "weak_fallback") or self.released:
+        if route not in ("weak", "weak_fallback", "weak_budget") or self.released:
             return
         if route == "weak_fallback" and (self.sent_content or self.sent_tool_calls):
             raise StrongStreamDropped(CascadeTurn.from_state(state).final_message)
@@ -202,9 +207,7 @@ def _response_metadata(turn: CascadeTurn, model_names: dict[str, str]) -> dict[s
         if key in ("finish_reason", "model_name", "model_provider", "system_fingerprint")
     }
     # Providers that report no model name (e.g. ChatLlamaCpp): name the answering model.
-    answering = {"weak": "weak", "weak_fallback": "weak", "strong": "strong"}.get(
-        turn.route or "", ""
-    )
+    answering = _ANSWERING_MODEL.get(turn.route or "", "")
     metadata.setdefault("model_name", model_names.get(answering, "intercascade"))
     return {**metadata, **turn.metadata()}
 

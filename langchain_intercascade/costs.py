@@ -170,6 +170,20 @@ class ModelPrice(BaseModel):
     input_per_million: float = Field(ge=0.0)
     output_per_million: float = Field(ge=0.0)
 
+    def cost(self, tokens: UsageMetadata) -> float:
+        """The fee for some tokens.
+
+        Args:
+            tokens: Input and output tokens.
+
+        Returns:
+            The fee.
+        """
+        return (
+            tokens["input_tokens"] * self.input_per_million / 1e6
+            + tokens["output_tokens"] * self.output_per_million / 1e6
+        )
+
 
 class PriceTable(BaseModel):
     """Token prices per model key (``"weak"``, ``"strong"``), to turn usage into fees.
@@ -200,9 +214,7 @@ class PriceTable(BaseModel):
         for key, price in self.prices.items():
             if model is not None and key != model:
                 continue
-            tokens = total_usage(usage, key)
-            fee += tokens["input_tokens"] * price.input_per_million / 1e6
-            fee += tokens["output_tokens"] * price.output_per_million / 1e6
+            fee += price.cost(total_usage(usage, key))
         return fee
 
 

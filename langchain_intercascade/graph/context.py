@@ -8,8 +8,10 @@ from typing import Any, Literal
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.runnables import Runnable, RunnableBinding, RunnableConfig, RunnableSequence
+from langgraph.store.base import BaseStore
 
 from langchain_intercascade.bank import StrategyBank
+from langchain_intercascade.budgets import BudgetLedger
 from langchain_intercascade.graph.background import BackgroundDistillations
 from langchain_intercascade.graph.calls import acall_model, call_model
 from langchain_intercascade.judges import AutoJudge, BaseJudge, VerbalizedJudge
@@ -199,3 +201,27 @@ class CascadeContext:
                 return calibration.threshold, True
             return recalibrator.threshold, False
         return self.options.threshold_value, self.options.threshold_calibrated
+
+    def budget_ledger(self, store: BaseStore | None) -> BudgetLedger | None:
+        """The ledger of the strong-call budget, when options set one.
+
+        Args:
+            store: The store the run has (LangGraph's runtime store), if any.
+
+        Returns:
+            A ledger on the budget's own store, else ``store``, else the bank's
+            store; None without a budget.
+
+        Raises:
+            ValueError: If there is a budget but no store to keep it in.
+        """
+        budget = self.options.budget
+        if budget is None:
+            return None
+        kept = budget.store or store or (self.bank.store if self.bank is not None else None)
+        if kept is None:
+            raise ValueError(
+                "the strong-call budget needs a LangGraph store to be kept in: pass "
+                "StrongCallBudget(store=...), or create_intercascade(store=...)"
+            )
+        return BudgetLedger(kept, budget)

@@ -20,7 +20,10 @@ from typing import Any
 
 from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.runnables import RunnableConfig
+from langgraph.runtime import Runtime
+from langgraph.store.base import BaseStore
 
+from langchain_intercascade.budgets import BudgetLedger
 from langchain_intercascade.costs import Usage, record_usage
 from langchain_intercascade.graph.context import CascadeContext, contained
 from langchain_intercascade.graph.inputs import run_namespace
@@ -227,15 +230,41 @@ def distillation(
     return (yield from work())
 
 
+def charged(
+    ledger: BudgetLedger | None, tenant: str, update: dict[str, Any]
+) -> Steps[dict[str, Any]]:
+    """Charge a distillation's strong tokens to the tenant's budget; a failure goes to ``errors``.
+
+    Args:
+        ledger: The strong-call budget's ledger (None: no budget).
+        tenant: The tenant the strong answer was reserved for.
+        update: The distillation's update.
+    """
+    if ledger is None or not update.get("usage"):
+        return update
+    try:
+        yield Call(ledger.charge, ledger.acharge, tenant, update["usage"])
+    except Exception as exc:  # the strategy stands; the budget misses its cost
+        return {**update, "errors": [*update.get("errors", []), contained("budget", exc)]}
+    return update
+
+
 class DistillStrategy:
     """Distills the strong answer into a strategy and adds it to the bank."""
 
     def __init__(self, context: CascadeContext) -> None:
         self.context = context
 
-    def steps(self, state: InterCascadeState, config: RunnableConfig) -> Steps[dict[str, Any]]:
-        """Distill and store a strategy (or queue it), then record the turn (``record_to``)."""
+    def steps(
+        self, state: InterCascadeState, config: RunnableConfig, store: BaseStore | None = None
+    ) -> Steps[dict[str, Any]]:
+        """Distill and store a strategy (or queue it), then record the turn (``record_to``).
+
+        The distillation's strong tokens are charged to the strong-call budget, kept in
+        the budget's own store, else ``store`` (the run's), else the bank's.
+        """
         namespace = run_namespace(config)
+        ledger = self.context.budget_ledger(store)
         # The last message is the strong answer this node distills.
         record = partial(
             recorded,
@@ -244,6 +273,11 @@ class DistillStrategy:
             turn=state,
             tenant=namespace,
         )
+
+        def then(update: dict[str, Any]) -> Steps[dict[str, Any]]:
+            update = yield from charged(ledger, namespace, update)
+            return (yield from record(update=update))
+
         return distillation(
             self.context,
             query=state.get("query", ""),
@@ -253,13 +287,17 @@ class DistillStrategy:
             strategies=state.get("strategies") or [],
             namespace=namespace,
             config=config,
-            then=lambda update: record(update=update),
+            then=then,
         )
 
-    def __call__(self, state: InterCascadeState, config: RunnableConfig) -> dict[str, Any]:
+    def __call__(
+        self, state: InterCascadeState, config: RunnableConfig, runtime: Runtime | None = None
+    ) -> dict[str, Any]:
         """Distill and store a strategy (or queue it); failures go to ``errors``."""
-        return run(self.steps(state, config))
+        return run(self.steps(state, config, runtime.store if runtime is not None else None))
 
-    async def acall(self, state: InterCascadeState, config: RunnableConfig) -> dict[str, Any]:
+    async def acall(
+        self, state: InterCascadeState, config: RunnableConfig, runtime: Runtime | None = None
+    ) -> dict[str, Any]:
         """Async :meth:`__call__`."""
-        return await arun(self.steps(state, config))
+        return await arun(self.steps(state, config, runtime.store if runtime is not None else None))

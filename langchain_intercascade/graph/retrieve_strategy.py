@@ -72,6 +72,7 @@ def turn_start(
         "strong_strategy_text": None,
         "new_strategy": None,
         "distill_skipped": None,
+        "budget": None,
         "usage": Overwrite({}),
         "errors": Overwrite(errors),
     }

@@ -18,13 +18,18 @@ from langgraph.graph.message import add_messages
 from pydantic import BaseModel, ConfigDict
 from typing_extensions import TypedDict
 
+from langchain_intercascade.budgets import BudgetUse
 from langchain_intercascade.costs import Usage, merge_usage
 from langchain_intercascade.strategies import RetrievedStrategy, StrategyRecord
 
-Route = Literal["weak", "strong", "abstain", "weak_fallback"]
+Route = Literal["weak", "strong", "abstain", "weak_fallback", "weak_budget"]
 """``weak``: accepted; ``strong``: deferred; ``abstain``: neither answer was
 confident (two-threshold mode); ``weak_fallback``: deferred, but the strong model
-failed, so the weak answer was returned."""
+failed, so the weak answer was returned; ``weak_budget``: deferred, but the tenant
+was over its strong-call budget, so the weak answer was returned."""
+
+WEAK_ONLY_ROUTES: frozenset[str] = frozenset({"weak", "weak_budget"})
+"""The routes of turns that did not call the strong model."""
 
 DistillSkip = Literal["untrusted", "near_duplicate"]
 """``untrusted``: the strong answer's confidence was below ``distill_threshold``;
@@ -60,6 +65,9 @@ class InterCascadeOutput(TypedDict, total=False):
             :data:`DistillSkip`), or None.
         usage: Tokens per model and role this turn.
         errors: Failures that were contained this turn (``node: message``).
+        budget: The tenant's use of its strong-call budget's window, as the
+            deferred turn's reservation saw it (None without a budget, or when
+            the turn was not deferred).
     """
 
     messages: Annotated[list[AnyMessage], add_messages]
@@ -78,6 +86,7 @@ class InterCascadeOutput(TypedDict, total=False):
     distill_skipped: DistillSkip | None
     usage: Annotated[Usage, merge_usage]
     errors: Annotated[list[str], operator.add]
+    budget: BudgetUse | None
 
 
 class InterCascadeState(InterCascadeOutput, total=False):
@@ -126,6 +135,7 @@ class CascadeTurn(BaseModel):
         strong_confidence: The strong judge's confidence.
         usage: Tokens per model and role.
         errors: Contained failures.
+        budget: The tenant's use of its strong-call budget (deferred turns only).
     """
 
     model_config = ConfigDict(arbitrary_types_allowed=True, frozen=True)
@@ -146,6 +156,7 @@ class CascadeTurn(BaseModel):
     strong_confidence: float | None
     usage: Usage
     errors: list[str]
+    budget: BudgetUse | None = None
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> CascadeTurn:
@@ -182,6 +193,7 @@ class CascadeTurn(BaseModel):
             strong_confidence=state.get("strong_confidence"),
             usage=dict(state.get("usage") or {}),
             errors=list(state.get("errors") or []),
+            budget=state.get("budget"),
         )
 
     @classmethod
@@ -222,7 +234,8 @@ class CascadeTurn(BaseModel):
         Returns:
             ``route``, ``confidence``, ``judge_signal``, ``threshold``,
             ``threshold_calibrated``, ``strategies`` (id, title and similarity),
-            ``new_strategy`` (id and title, or None), ``usage`` and ``errors``.
+            ``new_strategy`` (id and title, or None), ``usage``, ``errors`` and
+            ``budget`` (the tenant's use of its strong-call budget, or None).
         """
         new = self.new_strategy
         return {
@@ -238,6 +251,7 @@ class CascadeTurn(BaseModel):
             "new_strategy": {"id": new.id, "title": new.strategy.title} if new else None,
             "usage": self.usage,
             "errors": self.errors,
+            "budget": self.budget.model_dump(mode="json") if self.budget else None,
         }
 
 

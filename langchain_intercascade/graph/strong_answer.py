@@ -12,22 +12,33 @@ answer is judged too; in two-threshold mode the cascade abstains when it is unsu
 and ``distill_strategy`` distills only a trusted one. A deferred turn also feeds the online
 recalibrator, when there is one; with ``record_to`` and nothing to distill after it, the turn is
 recorded here (``graph/recording.py``).
+
+With a strong-call budget (``CascadeOptions.budget``) the call is reserved in the budget's
+ledger first (:meth:`StrongAnswer.within_budget`): over budget, the weak answer stands with
+``route="weak_budget"`` and nothing is distilled, or the turn raises
+:class:`~langchain_intercascade.budgets.StrongCallBudgetExceeded`, by the budget's ``over``.
+A ledger that cannot be read admits no strong call (the error is in ``errors``). After the
+call the reservation is settled with the strong tokens the answer and its judge used.
 """
 
 from __future__ import annotations
 
 import re
+from contextlib import suppress
 from typing import Any, cast
 
 from langchain_core.messages import AIMessage, BaseMessage, SystemMessage
 from langchain_core.runnables import RunnableConfig
+from langgraph.runtime import Runtime
+from langgraph.store.base import BaseStore
 
+from langchain_intercascade.budgets import BudgetUse, StrongCallBudgetExceeded
 from langchain_intercascade.costs import Usage, merge_usage, record_usage
 from langchain_intercascade.graph.calls import raised_by_callback
 from langchain_intercascade.graph.context import CascadeContext, contained
 from langchain_intercascade.graph.inputs import has_visible_text, run_namespace
 from langchain_intercascade.graph.recording import recorded
-from langchain_intercascade.graph.state import InterCascadeState, RouteState
+from langchain_intercascade.graph.state import InterCascadeState, Route, RouteState
 from langchain_intercascade.graph.steps import Call, Steps, arun, run
 from langchain_intercascade.judges import Judgement
 
@@ -87,12 +98,17 @@ class StrongAnswer:
             raise exc  # neither model produced an answer, or the caller's callback said stop
         # Better the weak answer than none; the route says it was a fallback.
         return {
-            "route": "weak_fallback",
-            "messages": [fallback],
-            "answer": fallback.text,
+            **_weak_instead(fallback, "weak_fallback"),
             "errors": [contained("strong_answer", exc)],
             "usage": usage or {},
         }
+
+    def _over_budget(self, state: InterCascadeState, use: BudgetUse) -> dict[str, Any]:
+        budget = self.context.options.budget
+        weak = state.get("weak_message")
+        if weak is None or (budget is not None and budget.over == "raise"):
+            raise StrongCallBudgetExceeded(use)  # no answer without the strong call, or asked to
+        return {**_weak_instead(weak, "weak_budget"), "budget": use}
 
     def _observe_agreement(self, state: InterCascadeState, strong: AIMessage) -> None:
         # The proxy label: the weak answer counts as right when the strong one agrees.
@@ -172,13 +188,64 @@ class StrongAnswer:
             return self._judged(state, update, None, contained("strong_judge", exc))
         return self._judged(state, update, verdict, None)
 
-    def __call__(self, state: InterCascadeState, config: RunnableConfig) -> dict[str, Any]:
-        """Ask the strong model (and judge its answer when options say so)."""
-        return run(self.steps(state, config))
+    def within_budget(
+        self, state: InterCascadeState, config: RunnableConfig, store: BaseStore | None
+    ) -> Steps[dict[str, Any]]:
+        """:meth:`steps` within the tenant's strong-call budget, when options set one.
 
-    async def acall(self, state: InterCascadeState, config: RunnableConfig) -> dict[str, Any]:
+        Args:
+            state: The turn so far.
+            config: The run's config (its bank namespace is the tenant).
+            store: The store the cascade runs with, where the budget is kept unless
+                the budget names its own.
+
+        Raises:
+            StrongCallBudgetExceeded: Over budget, with ``over="raise"`` or no weak answer.
+        """
+        ledger = self.context.budget_ledger(store)
+        if ledger is None:
+            return (yield from self.steps(state, config))
+        try:
+            reservation = yield Call(ledger.reserve, ledger.areserve, run_namespace(config))
+        except Exception as exc:
+            weak = state.get("weak_message")
+            if weak is None or ledger.budget.over == "raise":
+                raise
+            # A budget that cannot be read vouches for no strong call.
+            return {**_weak_instead(weak, "weak_budget"), "errors": [contained("budget", exc)]}
+        if not reservation.admitted:
+            return self._over_budget(state, reservation.use)
+        try:
+            update = yield from self.steps(state, config)
+        except Exception:
+            # The call was made: it counts, at a cost nobody reported.
+            with suppress(Exception):
+                yield Call(ledger.settle, ledger.asettle, reservation, {})
+            raise
+        try:
+            yield Call(ledger.settle, ledger.asettle, reservation, update.get("usage") or {})
+        except Exception as exc:  # the answer stands; the reservation counts as in flight
+            update = {**update, "errors": [*update.get("errors", []), contained("budget", exc)]}
+        return {**update, "budget": reservation.use}
+
+    def __call__(
+        self, state: InterCascadeState, config: RunnableConfig, runtime: Runtime | None = None
+    ) -> dict[str, Any]:
+        """Ask the strong model (and judge its answer when options say so), within budget."""
+        store = runtime.store if runtime is not None else None
+        return run(self.within_budget(state, config, store))
+
+    async def acall(
+        self, state: InterCascadeState, config: RunnableConfig, runtime: Runtime | None = None
+    ) -> dict[str, Any]:
         """Async :meth:`__call__`."""
-        return await arun(self.steps(state, config))
+        store = runtime.store if runtime is not None else None
+        return await arun(self.within_budget(state, config, store))
+
+
+def _weak_instead(weak: AIMessage, route: Route) -> dict[str, Any]:
+    """The update that answers a deferred turn with the weak answer."""
+    return {"route": route, "messages": [weak], "answer": weak.text}
 
 
 def _blank(message: AIMessage) -> bool:

@@ -13,8 +13,10 @@ config itself, from the user that the server's auth put on the request
 (``enable_custom_route_auth``, which every config of this repository sets).
 
 The response is OpenAI's, plus ``intercascade`` (route, confidence, threshold,
-strategies shown, strategy stored, usage per model and role, errors, namespace)
-on the completion and on the last chunk of a stream. ``usage`` sums every model
+strategies shown, strategy stored, usage per model and role, errors, the tenant's
+strong-call ``budget`` use, namespace) on the completion and on the last chunk of a
+stream; a turn refused by a budget with ``over="raise"`` answers 429
+(``insufficient_quota``, as a spent OpenAI quota does). ``usage`` sums every model
 call of the turn: weak answer, judge, strong answer, distillation. Sampling
 parameters (``temperature``, ``max_tokens``, ``stop``, ...) are accepted and
 ignored: the configured models' settings apply. Tools, ``n > 1`` and non-text
@@ -43,6 +45,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from langchain_intercascade.bank import DEFAULT_NAMESPACE
+from langchain_intercascade.budgets import StrongCallBudgetExceeded
 from langchain_intercascade.chat_model import StrongStreamDropped, _Relay
 from langchain_intercascade.costs import total_usage
 from langchain_intercascade.graph import NAMESPACE_KEY, CascadeTurn
@@ -430,6 +433,9 @@ def _run_failed(error: Any) -> OpenAIError:
     # The graph refuses an input it cannot take (oversized, ...) with a ValueError.
     if error.get("error") == "ValueError":
         return OpenAIError(400, message)
+    # Over a strong-call budget with over="raise": OpenAI's answer to a spent quota.
+    if error.get("error") == StrongCallBudgetExceeded.__name__:
+        return OpenAIError(429, message, type="insufficient_quota", code="budget_exceeded")
     return _server_error(message)
 
 

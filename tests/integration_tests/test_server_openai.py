@@ -123,3 +123,29 @@ def test_each_tenant_learns_in_its_own_namespace(auth_url: str) -> None:
     a_related = chunks[-1].model_extra["intercascade"]
     assert [s["id"] for s in a_related["strategies"]] == [first["new_strategy"]["id"]]
     assert a_related["route"] == "weak"
+
+
+@pytest.fixture(scope="module")
+def budget_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    env = {
+        "INTERCASCADE_FAKE": "1",
+        "INTERCASCADE_API_KEYS": "key-a:tenant-a,key-b:tenant-b",
+        "INTERCASCADE_BUDGET": '{"calls": 1, "window": "day"}',
+    }
+    folder = tmp_path_factory.mktemp("server_openai_budget")
+    with langgraph_dev(ROOT / "langgraph.auth.json", folder, env) as url:
+        yield url
+
+
+def test_each_tenant_has_its_own_strong_call_budget_in_the_servers_store(budget_url: str) -> None:
+    tenant_a, tenant_b = client(budget_url, "key-a"), client(budget_url, "key-b")
+    first = ask(tenant_a, FIRST).model_extra["intercascade"]
+    assert first["route"] == "strong"
+    assert (first["budget"]["tenant"], first["budget"]["calls"]) == ("tenant-a", 1)
+    # A's next deferred question is over A's budget: the weak answer, streamed too.
+    chunks = list(ask(tenant_a, "Translate the word library into German please.", stream=True))
+    refused = chunks[-1].model_extra["intercascade"]
+    assert refused["route"] == "weak_budget" and text_of(chunks) == "I am not sure."
+    assert refused["budget"]["calls_limit"] == 1
+    b_first = ask(tenant_b, FIRST).model_extra["intercascade"]
+    assert (b_first["route"], b_first["budget"]["tenant"]) == ("strong", "tenant-b")
