@@ -101,11 +101,22 @@ def _paired(a: Sequence[QueryRecord], b: Sequence[QueryRecord], metric: Metric) 
     return out
 
 
+def _weak_label(record: QueryRecord, labels: LabelSet) -> str | None:
+    """The weak label; ``predicted`` is the final answer's (the strong one's if deferred)."""
+    return labels.extract(record.weak_reply or "")
+
+
 def _agreement(record: QueryRecord, labels: LabelSet) -> float:
     shown = [labels.extract(t) for t in record.strategy_titles]
-    if record.predicted is None or record.predicted not in shown:
+    answered = _weak_label(record, labels)
+    if answered is None or answered not in shown:
         return 0.0
-    return 1.0 if shown[0] == record.predicted else 0.5
+    return 1.0 if shown[0] == answered else 0.5
+
+
+def _agreement_confidence(record: QueryRecord, labels: LabelSet) -> float:
+    """``LabelAgreementJudge``'s confidence at weight 0.5, from the record."""
+    return 0.5 * (record.confidence or 0.0) + 0.5 * _agreement(record, labels)
 
 
 def _judge(records: Sequence[QueryRecord], confidence: Callable[[QueryRecord], float]) -> Any:
@@ -122,7 +133,11 @@ def _config_figures(records: Sequence[QueryRecord]) -> dict[str, float]:
     }
 
 
-def _strong_calls_for(records: Sequence[QueryRecord], target: float) -> float | None:
+def _strong_calls_for(
+    records: Sequence[QueryRecord],
+    target: float,
+    confidence: Callable[[QueryRecord], float] = lambda r: r.confidence or 0.0,
+) -> float | None:
     """The fewest strong calls (a share) at which some threshold reaches ``target`` accuracy.
 
     Replays the run at every threshold over its recorded confidences: a weak answer at or
@@ -135,8 +150,9 @@ def _strong_calls_for(records: Sequence[QueryRecord], target: float) -> float | 
     if any(r.route != "strong" or r.confidence is None for r in records):
         return None
     best: float | None = None
-    for level in sorted({r.confidence or 0.0 for r in records} | {math.inf}):
-        accepted = [(r.confidence or 0.0) >= level for r in records]
+    scores = [confidence(r) for r in records]
+    for level in sorted(set(scores) | {math.inf}):
+        accepted = [score >= level for score in scores]
         right = [
             bool(r.weak_correct) if a else r.correct for r, a in zip(records, accepted, strict=True)
         ]
@@ -146,14 +162,23 @@ def _strong_calls_for(records: Sequence[QueryRecord], target: float) -> float | 
     return best
 
 
-def _frontier(ic: Sequence[QueryRecord], sc: Sequence[QueryRecord]) -> dict[str, Any]:
-    """Strong calls each cascade needs for system accuracy within 1, 2 and 5 points of strong."""
+def _frontier(
+    ic: Sequence[QueryRecord], sc: Sequence[QueryRecord], labels: LabelSet
+) -> dict[str, Any]:
+    """Strong calls each cascade needs for system accuracy within 1, 2 and 5 points of strong.
+
+    Inter-Cascade twice: judged by the label's probability, and by the agreement judge.
+    """
     strong = float(np.mean([r.correct for r in sc]))
     out: dict[str, Any] = {"strong_accuracy": strong}
     for points in (1, 2, 5):
+        target = strong - points / 100
         out[f"within_{points}_points"] = {
-            "intercascade": _strong_calls_for(ic, strong - points / 100),
-            "cascade": _strong_calls_for(sc, strong - points / 100),
+            "intercascade": _strong_calls_for(ic, target),
+            "intercascade_agreement": _strong_calls_for(
+                ic, target, lambda r: _agreement_confidence(r, labels)
+            ),
+            "cascade": _strong_calls_for(sc, target),
         }
     return out
 
@@ -178,7 +203,7 @@ def _report(seeds: dict[int, Records], labels: LabelSet) -> dict[str, Any]:
             "strong_calls_intercascade_vs_cascade": _paired(ic, sc, _strong_call),
             "fee_intercascade_vs_cascade": _paired(ic, sc, lambda r: 1000 * r.fee),
             "configurations": {name: _config_figures(rs) for name, rs in part.items()},
-            "replayed_thresholds": _frontier(ic, sc),
+            "replayed_thresholds": _frontier(ic, sc, labels),
             "retrieval_only": {
                 "accuracy": float(
                     np.mean(
@@ -196,7 +221,10 @@ def _report(seeds: dict[int, Records], labels: LabelSet) -> dict[str, Any]:
                 else None,
                 "weak_copies_top_label": float(
                     np.mean(
-                        [r.predicted == labels.extract(r.strategy_titles[0]) for r in retrieved]
+                        [
+                            _weak_label(r, labels) == labels.extract(r.strategy_titles[0])
+                            for r in retrieved
+                        ]
                     )
                 )  # fmt: skip
                 if retrieved
@@ -205,9 +233,7 @@ def _report(seeds: dict[int, Records], labels: LabelSet) -> dict[str, Any]:
             "judge": {
                 "logprob_without_strategies": _judge(sc, lambda r: r.confidence or 0.0),
                 "logprob_with_strategies": _judge(ic, lambda r: r.confidence or 0.0),
-                "agreement_with_strategies": _judge(
-                    ic, lambda r: 0.5 * (r.confidence or 0.0) + 0.5 * _agreement(r, labels)
-                ),
+                "agreement_with_strategies": _judge(ic, lambda r: _agreement_confidence(r, labels)),
             },
         }
         if "trusted" in part:
@@ -328,7 +354,9 @@ def _print(name: str, report: dict[str, Any]) -> None:
                 print(
                     f"replayed thresholds, strong calls for system accuracy {key.replace('_', ' ')}"
                     f" of strong ({_pct(replay['strong_accuracy'])}%): Inter-Cascade "
-                    f"{_pct(value['intercascade'])}%, standard cascade {_pct(value['cascade'])}%"
+                    f"{_pct(value['intercascade'])}% (agreement judge "
+                    f"{_pct(value['intercascade_agreement'])}%), standard cascade "
+                    f"{_pct(value['cascade'])}%"
                 )
         r = f["retrieval_only"]
         print(
