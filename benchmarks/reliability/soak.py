@@ -10,14 +10,22 @@ long-lived objects hold: the tracker's run maps, the kept and dropped background
 distillations, the bank. Scripted models only (no llama.cpp). Prints a table and
 writes JSON.
 
+tracemalloc keeps a trace of every live block, outside the heap it reports
+(``tracemalloc_own_mib``), and its allocations fragment the heap: RSS read with it
+on grows by what the measurement costs. ``--no-tracemalloc`` reads RSS alone.
+``rss_trimmed_mib`` is RSS after ``malloc_trim(0)`` (glibc): what is left once
+malloc returns the freed pages it keeps.
+
 Usage: python benchmarks/reliability/soak.py [--queries 10000] [--chunk 1000]
-       [--fault-rate 0.15] [--seed 0] [--out soak.json]
+       [--fault-rate 0.15] [--seed 0] [--no-tracemalloc] [--out soak.json]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import ctypes
+import ctypes.util
 import gc
 import json
 import logging
@@ -35,6 +43,12 @@ from langchain_intercascade import StrategyBank, create_intercascade  # noqa: E4
 from langchain_intercascade.callbacks import CascadeCostTracker  # noqa: E402
 
 
+def _malloc_trim() -> Any:
+    name = ctypes.util.find_library("c")
+    trim = getattr(ctypes.CDLL(name), "malloc_trim", None) if name else None
+    return trim
+
+
 def rss_mib() -> float:
     """The process's resident set size in MiB (Linux)."""
     for line in Path("/proc/self/status").read_text().splitlines():
@@ -43,7 +57,9 @@ def rss_mib() -> float:
     return float("nan")
 
 
-async def soak(queries: int, chunk: int, warmup: int, rate: float, seed: int) -> dict[str, Any]:
+async def soak(
+    queries: int, chunk: int, warmup: int, rate: float, seed: int, trace: bool = True
+) -> dict[str, Any]:
     faults = Faults(rate, seed)
     weak, strong, embeddings = world(faults)
     bank = StrategyBank(embeddings)
@@ -65,7 +81,9 @@ async def soak(queries: int, chunk: int, warmup: int, rate: float, seed: int) ->
 
     await run(stream[:warmup])
     cascade.context.background.wait()  # type: ignore[union-attr]
-    tracemalloc.start()
+    if trace:
+        tracemalloc.start()
+    trim = _malloc_trim()
     checkpoints = []
 
     def checkpoint(done: int, raised: int, started: float) -> None:
@@ -73,12 +91,19 @@ async def soak(queries: int, chunk: int, warmup: int, rate: float, seed: int) ->
         current, _ = tracemalloc.get_traced_memory()
         background = cascade.context.background
         assert background is not None
+        rss = rss_mib()
+        if trim is not None:
+            trim(0)
         checkpoints.append(
             {
                 "queries": done,
                 "seconds": round(time.perf_counter() - started, 1),
-                "rss_mib": round(rss_mib(), 1),
-                "tracemalloc_mib": round(current / 2**20, 2),
+                "rss_mib": round(rss, 1),
+                "rss_trimmed_mib": round(rss_mib(), 1) if trim is not None else None,
+                "tracemalloc_mib": round(current / 2**20, 2) if trace else None,
+                "tracemalloc_own_mib": (
+                    round(tracemalloc.get_tracemalloc_memory() / 2**20, 2) if trace else None
+                ),
                 "raised": raised,
                 "tracker_runs_held": len(tracker._parents) + len(tracker._covered),
                 "distillations_kept": len(background._done),
@@ -103,13 +128,16 @@ async def soak(queries: int, chunk: int, warmup: int, rate: float, seed: int) ->
         "warmup": warmup,
         "fault_rate": rate,
         "seed": seed,
+        "tracemalloc": trace,
         "faults_injected": dict(sorted(faults.injected.items())),
         "turns_counted_by_tracker": tracker.total.queries,
         "rss_mib_start": first["rss_mib"],
         "rss_mib_end": last["rss_mib"],
+        "rss_trimmed_mib_start": first["rss_trimmed_mib"],
+        "rss_trimmed_mib_end": last["rss_trimmed_mib"],
         "tracemalloc_mib_start": first["tracemalloc_mib"],
         "tracemalloc_mib_end": last["tracemalloc_mib"],
-        "tracemalloc_mib_peak": round(peak / 2**20, 2),
+        "tracemalloc_mib_peak": round(peak / 2**20, 2) if trace else None,
         "checkpoints": checkpoints,
     }
 
@@ -122,9 +150,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--warmup", type=int, default=400)
     parser.add_argument("--fault-rate", type=float, default=0.15)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--no-tracemalloc", dest="trace", action="store_false", help="read RSS alone"
+    )
     parser.add_argument("--out", default=str(Path(__file__).with_suffix(".json")))
     args = parser.parse_args(argv)
-    result = asyncio.run(soak(args.queries, args.chunk, args.warmup, args.fault_rate, args.seed))
+    result = asyncio.run(
+        soak(args.queries, args.chunk, args.warmup, args.fault_rate, args.seed, args.trace)
+    )
     columns = list(result["checkpoints"][0])
     print("| " + " | ".join(columns) + " |\n|" + "---|" * len(columns))
     for row in result["checkpoints"]:

@@ -54,3 +54,13 @@ def test_the_soak_benchmark_reports_memory_at_start_end_and_checkpoints(tmp_path
     assert [c["queries"] for c in result["checkpoints"]] == [0, 40, 80]
     assert result["checkpoints"][-1]["tracker_runs_held"] == 0
     assert result["checkpoints"][-1]["distillations_kept"] <= 100
+
+
+def test_the_soak_benchmark_reads_rss_alone_without_tracemalloc(tmp_path):
+    # tracemalloc's own records grow RSS; the RSS figure comes from a run without it.
+    args = ("--queries", "40", "--chunk", "40", "--warmup", "40", "--no-tracemalloc")
+    result = _run("soak.py", tmp_path, "rss", *args)
+    assert result["tracemalloc"] is False and result["tracemalloc_mib_end"] is None
+    assert result["rss_mib_end"] > 0
+    if sys.platform == "linux":  # malloc_trim is glibc's
+        assert 0 < result["rss_trimmed_mib_end"] <= result["rss_mib_end"] + 1
