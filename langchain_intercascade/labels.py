@@ -200,8 +200,11 @@ class LabelSet(BaseModel):
         probability (:class:`LogprobJudge` over the label's tokens); the
         recalibrator compares labels; the strategy filter is the default
         :class:`StrategyFilter` and then :meth:`screen`, so only a strategy that
-        names a label is stored; the nearest ``k`` strategies are shown however
-        similar (``score_threshold`` None).
+        names a label is stored. Strategies are shown from the cascade's default
+        ``score_threshold`` up: on the intents benchmark (all-MiniLM-L6-v2), the
+        top strategy's label was right on 2 of 34 messages it matched below 0.5,
+        and one wrong label shown to every later ticket however unlike made the
+        weak model repeat it.
 
         Args:
             **values: Any other field of :class:`CascadeOptions`, or one of these
@@ -223,8 +226,5 @@ class LabelSet(BaseModel):
             "judge": LogprobJudge(extractor=self.extract),
             "answer_extractor": self.extract,
             "strategy_filter": screen,
-            # Messages of one intent share few words; the nearest labels are the
-            # signal (the paper's top k), and the judge decides what to accept.
-            "score_threshold": None,
         }
         return CascadeOptions.model_validate({**defaults, **values})

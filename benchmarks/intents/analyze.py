@@ -106,6 +106,11 @@ def _weak_label(record: QueryRecord, labels: LabelSet) -> str | None:
     return labels.extract(record.weak_reply or "")
 
 
+def _top_label(record: QueryRecord, labels: LabelSet) -> str | None:
+    """The label of the top strategy shown, the retrieval-only baseline's answer."""
+    return labels.extract(record.strategy_titles[0]) if record.strategy_titles else None
+
+
 def _agreement(record: QueryRecord, labels: LabelSet) -> float:
     shown = [labels.extract(t) for t in record.strategy_titles]
     answered = _weak_label(record, labels)
@@ -281,7 +286,7 @@ def _teacher(seeds: dict[int, Records]) -> dict[str, Any]:
     return out
 
 
-def _plot(seeds: dict[int, Records], path: Path, title: str) -> None:
+def _plot(seeds: dict[int, Records], labels: LabelSet, path: Path, title: str) -> None:
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
     for ax, (metric, label) in zip(
         axes, ((_weak, "weak accuracy"), (_strong_call, "strong-call rate")), strict=True
@@ -300,6 +305,11 @@ def _plot(seeds: dict[int, Records], path: Path, title: str) -> None:
         ax.set_ylabel(f"{label} (last {WINDOW})")
         ax.set_ylim(0, 1)
         ax.grid(alpha=0.3)
+    top = [
+        rolling_mean([float(_top_label(r, labels) == r.gold) for r in s["intercascade"]], WINDOW)
+        for s in seeds.values()
+    ]
+    axes[0].plot(np.mean(top, axis=0), "-.", color="gray", label="retrieval only (top label)")
     axes[0].legend(fontsize=8)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
@@ -408,7 +418,7 @@ def main() -> None:
         _print(embeddings, reports[embeddings])
         _print_teacher(reports[embeddings]["teacher"])
         png = args.results / f"{embeddings}-learning.png"
-        _plot(seeds, png, f"Banking77 stream, {embeddings}, seeds {sorted(seeds)}")
+        _plot(seeds, labels, png, f"Banking77 stream, {embeddings}, seeds {sorted(seeds)}")
         print(f"plot: {png}")
     (args.results / "report.json").write_text(json.dumps(reports, indent=1))
     print(f"\nwritten {args.results / 'report.json'}")

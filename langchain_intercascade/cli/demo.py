@@ -114,8 +114,8 @@ def demo(
     # Cells are cut, never wrapped: one line per query in an 80-column terminal.
     table = Table(title=f"Inter-Cascade demo: {task}", box=box.SIMPLE_HEAD)
     for column, low, high in (
-        ("#", 2, 2), ("route", 6, 6), ("conf", 4, 4), ("top strategy", 8, 18),
-        ("answer", 8, 20), ("ok", 3, 3), ("standard", 10, 10),
+        ("#", 2, 2), ("route", 6, 6), ("conf", 4, 4), ("top strategy", 8, 16),
+        ("answer", 8, 19), ("ok", 3, 3), ("standard", 10, 10),
     ):  # fmt: skip
         table.add_column(column, no_wrap=True, overflow="ellipsis", min_width=low, max_width=high)
     rows: list[DemoRow] = []

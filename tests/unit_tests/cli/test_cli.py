@@ -501,8 +501,8 @@ def test_demo_triages_support_tickets_by_default(scripted_support_demo: list[str
     summary = out.split("Summary over 24 problems")[1]
     calls = re.search(r"strong calls: Inter-Cascade (\d+), standard cascade (\d+)", summary)
     assert calls is not None and int(calls.group(1)) < int(calls.group(2))
-    # The scripted weak model copies a shown label that shares a word, right or not.
-    assert "the strategies saved strong calls but cost 5 right answers" in summary
+    # The scripted weak model copies a shown label; only close enough ones are shown.
+    assert "the strategies saved strong calls at equal or better accuracy" in summary
 
 
 def test_the_demo_table_fits_80_columns(
@@ -514,6 +514,8 @@ def test_the_demo_table_fits_80_columns(
     rows = [line for line in table.splitlines() if re.match(r"^\s*\d+\s", line)]
     assert len(rows) == 24  # one line per ticket: no cell wrapped
     assert max(len(line) for line in table.splitlines()) <= 80
+    # The standard cascade's cell is whole ("strong no", not "strong n").
+    assert all(re.search(r"(weak|strong) (yes|no)\s*$", row) for row in rows)
 
 
 def test_demo_shows_bracketed_text_and_final_numbers(scripted_demo: list[str]) -> None:
