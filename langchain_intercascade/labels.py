@@ -202,7 +202,7 @@ class LabelSet(BaseModel):
         :class:`StrategyFilter` and then :meth:`screen`, so only a strategy that
         names a label is stored. Strategies are shown from the cascade's default
         ``score_threshold`` up: on the intents benchmark (all-MiniLM-L6-v2), the
-        top strategy's label was right on 2 of 34 messages it matched below 0.5,
+        top strategy's label was right on 4 of 34 messages it matched below 0.5,
         and one wrong label shown to every later ticket however unlike made the
         weak model repeat it.
 
