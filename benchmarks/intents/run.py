@@ -59,6 +59,8 @@ from langchain_intercascade.models import local_chat_model
 from langchain_intercascade.models.download import model_dir
 
 DATA = Path(os.environ.get("INTERCASCADE_BANKING77", "../shared/data/banking77"))
+# Model calls, kept between runs (and shared with trust.py).
+CACHE = Path.home() / ".cache" / "intercascade" / "intents-calls.sqlite"
 
 
 def zipf_draw(
@@ -173,11 +175,7 @@ def main() -> None:
     parser.add_argument(
         "--variants", nargs="+", choices=["all", "trusted"], default=["all", "trusted"]
     )
-    parser.add_argument(
-        "--cache",
-        type=Path,
-        default=Path.home() / ".cache" / "intercascade" / "intents-calls.sqlite",
-    )
+    parser.add_argument("--cache", type=Path, default=CACHE)
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
 

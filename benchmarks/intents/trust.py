@@ -17,7 +17,7 @@ import json
 from pathlib import Path
 
 from langchain_core.messages import HumanMessage
-from run import DATA, zipf_draw  # benchmarks/intents/run.py
+from run import CACHE, DATA, zipf_draw  # benchmarks/intents/run.py
 
 from langchain_intercascade import create_intercascade
 from langchain_intercascade.evaluation import collect_confidences, load_labelled, reliability
@@ -38,11 +38,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=150)
     parser.add_argument("--stream-size", type=int, default=300)
     parser.add_argument("--temperature", type=float, default=0.7)
-    parser.add_argument(
-        "--cache",
-        type=Path,
-        default=Path.home() / ".cache" / "intercascade" / "intents-calls.sqlite",
-    )
+    parser.add_argument("--cache", type=Path, default=CACHE)
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
 
