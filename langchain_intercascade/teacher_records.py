@@ -49,10 +49,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from langchain_core.messages import AIMessage, AnyMessage
-from langgraph.store.base import BaseStore, Item, SearchOp, validate_op_namespace
+from langgraph.store.base import BaseStore, SearchOp, validate_op_namespace
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from langchain_intercascade.bank.namespaces import store_label
+from langchain_intercascade.bank.namespaces import store_items, store_label
 from langchain_intercascade.strategies import Strategy
 
 logger = logging.getLogger("langchain_intercascade.teacher_records")
@@ -62,9 +62,6 @@ DEFAULT_PREFIX = ("intercascade_teacher",)
 
 Not under the bank's ``("intercascade",)``: a tenant named like a bank namespace
 must not share its items."""
-
-# Items read per store.search call.
-_PAGE = 1000
 
 
 def _aware(value: datetime) -> datetime:
@@ -266,17 +263,6 @@ class StoreTeacherRecorder(TeacherRecorder):
         value = record.model_dump(mode="json")
         await self.store.aput(self._namespace(record.tenant), record.id, value, index=False)
 
-    def _items(self, where: tuple[str, ...]) -> list[Item]:
-        found: dict[tuple[tuple[str, ...], str], Item] = {}
-        offset = 0
-        while True:
-            page = self.store.search(where, limit=_PAGE, offset=offset)
-            # A page read while a replica writes may repeat an item: kept once.
-            found.update(((item.namespace, item.key), item) for item in page)
-            if len(page) < _PAGE:
-                return list(found.values())
-            offset += _PAGE
-
     def read(
         self, *, tenant: str | None = None, since: datetime | None = None
     ) -> list[TeacherRecord]:
@@ -287,7 +273,7 @@ class StoreTeacherRecorder(TeacherRecorder):
         """
         where = self.prefix if tenant is None else self._namespace(tenant)
         records = []
-        for item in self._items(where):
+        for item in store_items(self.store, where):
             try:
                 records.append(TeacherRecord.model_validate(item.value))
             except ValidationError as exc:

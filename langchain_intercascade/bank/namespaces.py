@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from langchain_core.runnables import RunnableConfig
+from langgraph.store.base import BaseStore, Item
 
 from langchain_intercascade.strategies import to_well_formed
 
@@ -60,3 +61,29 @@ def store_label(namespace: str) -> str:
         ```
     """
     return namespace.replace("%", "%25").replace(".", "%2E").replace("\x00", "%00")
+
+
+_PAGE = 1000
+
+
+def store_items(store: BaseStore, namespace_prefix: tuple[str, ...]) -> list[Item]:
+    """Every item of a LangGraph store under a namespace prefix, each once.
+
+    Read page by page; a page read while another process writes may repeat an
+    item, which is kept once.
+
+    Args:
+        store: The store.
+        namespace_prefix: The namespace prefix to list.
+
+    Returns:
+        The items, in the store's order.
+    """
+    found: dict[tuple[tuple[str, ...], str], Item] = {}
+    offset = 0
+    while True:
+        page = store.search(namespace_prefix, limit=_PAGE, offset=offset)
+        found.update(((item.namespace, item.key), item) for item in page)
+        if len(page) < _PAGE:
+            return list(found.values())
+        offset += _PAGE

@@ -68,13 +68,12 @@ from langchain_intercascade.bank.backend import (
     _unit,
     _unit_rows,
 )
-from langchain_intercascade.bank.namespaces import store_label
+from langchain_intercascade.bank.namespaces import store_items, store_label
 from langchain_intercascade.strategies import StrategyRecord
 
 DEFAULT_PREFIX = ("intercascade",)
-# Items listed per store.search call when a whole namespace is read, and items
-# written per store.batch call (PostgresStore sends a batch as one statement).
-_PAGE = 1000
+# Items written per store.batch call (PostgresStore sends a batch as one statement).
+_BATCH = 1000
 
 _process_locks: WeakKeyDictionary[BaseStore, threading.RLock] = WeakKeyDictionary()
 _process_locks_guard = threading.Lock()
@@ -187,23 +186,11 @@ class _StoreBackend(BankBackend):
         found = self.base_store.search(self.prefix, filter={"id": strategy_id}, limit=1)
         return found[0] if found else None
 
-    def _items(self, namespace_prefix: tuple[str, ...]) -> list[Item]:
-        """Every item under a namespace prefix."""
-        found: dict[tuple[tuple[str, ...], str], Item] = {}
-        offset = 0
-        while True:
-            page = self.base_store.search(namespace_prefix, limit=_PAGE, offset=offset)
-            # A page read while another bank writes may repeat an item: kept once.
-            found.update(((item.namespace, item.key), item) for item in page)
-            if len(page) < _PAGE:
-                return list(found.values())
-            offset += _PAGE
-
     def _list(
         self, namespace_prefix: tuple[str, ...]
     ) -> dict[str, tuple[StrategyRecord, np.ndarray]]:
         """Every record under a namespace prefix, by id, with its vector."""
-        parsed = (self._parse(item) for item in self._items(namespace_prefix))
+        parsed = (self._parse(item) for item in store_items(self.base_store, namespace_prefix))
         return {found[0].id: found for found in parsed if found is not None}
 
     def get(self, ids: Sequence[str]) -> list[StrategyRecord]:
@@ -221,7 +208,7 @@ class _StoreBackend(BankBackend):
         return [r for r, _ in self._list(where).values() if namespace in (None, r.namespace)]
 
     def count(self) -> int:
-        return sum("vector" in item.value for item in self._items(self.prefix))
+        return sum("vector" in item.value for item in store_items(self.base_store, self.prefix))
 
     def empty(self) -> bool:
         # One item, not a count; other items under the prefix cost an embedding, no result.
@@ -285,8 +272,8 @@ class _StoreBackend(BankBackend):
         """Puts and deletes, a page of them per ``store.batch`` call."""
         for op in ops:
             validate_op_namespace(op)  # store.batch skips the checks store.put makes
-        for start in range(0, len(ops), _PAGE):
-            self.base_store.batch(ops[start : start + _PAGE])
+        for start in range(0, len(ops), _BATCH):
+            self.base_store.batch(ops[start : start + _BATCH])
 
     def vectors(self, records: Sequence[StrategyRecord]) -> np.ndarray:
         if not records:

@@ -122,7 +122,7 @@ def test_a_bulk_write_that_fails_halfway_stores_none_of_it(
     with FlakyStore.from_conn_string(conninfo, index=INDEX) as store:  # type: ignore[arg-type]
         bank = StrategyBank.from_store(store, store_prefix=prefix)
         kept = bank.add(strategy("kept"), source_query="kept question")
-        monkeypatch.setattr(store_backend, "_PAGE", 2)  # three pages; the second fails
+        monkeypatch.setattr(store_backend, "_BATCH", 2)  # three pages; the second fails
         store.pages = 0
         with pytest.raises(Fault):
             bank.import_jsonl(path)

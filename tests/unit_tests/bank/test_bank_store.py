@@ -189,7 +189,7 @@ def test_a_bulk_write_that_fails_halfway_stores_none_of_it(tmp_path, monkeypatch
     jsonl.write_jsonl(
         path, [StrategyRecord.create(strategy(w), source_query=f"{w} puzzle") for w in words]
     )
-    monkeypatch.setattr(store_backend, "_PAGE", 2)
+    monkeypatch.setattr(store_backend, "_BATCH", 2)
     store.fail_on, store.pages = 2, []  # three pages; the second fails
     with pytest.raises(Fault):
         bank.import_jsonl(path)
