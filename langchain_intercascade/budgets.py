@@ -47,6 +47,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable
+from contextlib import suppress
 from datetime import datetime, timezone
 from typing import Annotated, Any, Literal
 from urllib.parse import unquote
@@ -298,9 +299,11 @@ class BudgetLedger:
 
     def _read(self, namespace: tuple[str, ...]) -> list[SearchItem]:
         # One store call per read: a page read while others write could skip an item.
+        # No TTL refresh: on Postgres it updates every row read, and two processes'
+        # reads then deadlock each other.
         limit = _FIRST_READ
         while True:
-            items = self.store.search(namespace, limit=limit)
+            items = self.store.search(namespace, limit=limit, refresh_ttl=False)
             if len(items) < limit:
                 return items
             limit *= 2
@@ -334,7 +337,13 @@ class BudgetLedger:
         key = uuid.uuid4().hex
         with _lock(self.store):
             self._put(namespace, key, {"calls": 1, "cost": None, "at": now})
-            tally = _Tally.of(item.value for item in self._read(namespace))
+            try:
+                tally = _Tally.of(item.value for item in self._read(namespace))
+            except BaseException:
+                # A call that was never admitted must not stay counted in flight.
+                with suppress(Exception):
+                    self.store.delete(namespace, key)
+                raise
             admitted = self._admits(tally)
             if not admitted:
                 self.store.delete(namespace, key)

@@ -298,6 +298,52 @@ def test_a_ledger_that_cannot_be_read_raises_in_raise_mode(clock):
         graph.invoke(QUESTION)
 
 
+class ReadFails(InMemoryStore):
+    """A store whose searches fail (a deadlock, a dropped connection) while writes go through."""
+
+    failing = True
+
+    def batch(self, ops: Any) -> Any:
+        ops = list(ops)
+        if self.failing and any(type(op).__name__ == "SearchOp" for op in ops):
+            raise ConnectionError("deadlock detected")
+        return super().batch(ops)
+
+
+def test_a_reservation_whose_read_fails_is_withdrawn(clock):
+    store = ReadFails()
+    graph, strong = cascade(store, clock, calls=5)
+    out = graph.invoke(QUESTION)
+    assert out["route"] == "weak_budget" and strong.calls == []
+    store.failing = False
+    use = BudgetLedger(store, StrongCallBudget(calls=5, clock=clock)).use("default")
+    assert (use.calls, use.in_flight) == (0, 0)  # nothing left counted in flight
+
+
+class TtlSpy(InMemoryStore):
+    """A store with TTLs that records whether each search refreshes them."""
+
+    supports_ttl = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.refreshes: list[bool | None] = []
+
+    def batch(self, ops: Any) -> Any:
+        ops = list(ops)
+        self.refreshes += [op.refresh_ttl for op in ops if type(op).__name__ == "SearchOp"]
+        return super().batch(ops)
+
+
+def test_reading_the_budget_refreshes_no_ttl(clock):
+    # A refreshing read updates every row it reads: on Postgres two processes' reads deadlock.
+    store = TtlSpy()
+    ledger = BudgetLedger(store, StrongCallBudget(calls=5, clock=clock))
+    ledger.settle(ledger.reserve("t"), {})
+    assert ledger.use("t").calls == 1
+    assert store.refreshes and not any(store.refreshes)
+
+
 class SettleFails(InMemoryStore):
     """A store whose second write fails: the reservation is kept, the settlement is not."""
 
