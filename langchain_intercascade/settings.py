@@ -10,16 +10,18 @@ that have a text form (``threshold``, ``k``, ``score_threshold``, ``distill``,
 ``intercascade calibrate`` (a :class:`~langchain_intercascade.calibration.ThresholdCalibration`)
 that sets ``threshold``:
 
-=============================== ===========================================
-``INTERCASCADE_WEAK_MODEL``     weak model: a GGUF file or ``module:attribute``
-``INTERCASCADE_STRONG_MODEL``   strong model: likewise
-``INTERCASCADE_FAKE``           ``1``: scripted models, no files needed
-``INTERCASCADE_BANK``           where the bank lives: ``local`` (default) or ``store``
-``INTERCASCADE_BANK_DIR``       folder a ``local`` bank is loaded from and saved to
-``INTERCASCADE_MAX_TOKENS``     generation cap of local GGUF models
-``INTERCASCADE_CALIBRATION``    calibration file whose threshold the cascade uses
-``INTERCASCADE_<OPTION>``       any text-form cascade option, e.g. ``INTERCASCADE_K=3``
-=============================== ===========================================
+================================= ===========================================
+``INTERCASCADE_WEAK_MODEL``       weak model: a GGUF file or ``module:attribute``
+``INTERCASCADE_STRONG_MODEL``     strong model: likewise
+``INTERCASCADE_FAKE``             ``1``: scripted models, no files needed
+``INTERCASCADE_BANK``             where the bank lives: ``local`` (default) or ``store``
+``INTERCASCADE_BANK_DIR``         folder a ``local`` bank is loaded from and saved to
+``INTERCASCADE_MAX_TOKENS``       generation cap of local GGUF models
+``INTERCASCADE_CALIBRATION``      calibration file whose threshold the cascade uses
+``INTERCASCADE_LABELS``           a label task's label file
+``INTERCASCADE_TEACHER_RECORDS``  record the teacher's answers: a JSONL file, or ``store``
+``INTERCASCADE_<OPTION>``         any text-form cascade option, e.g. ``INTERCASCADE_K=3``
+================================= ===========================================
 
 Any other ``INTERCASCADE_*`` variable is an error naming it (a misspelt setting
 would otherwise be ignored), except those read elsewhere, listed in
@@ -32,7 +34,8 @@ A ``local`` bank lives in this process: in memory, or in ``INTERCASCADE_BANK_DIR
 when that is set. A ``store`` bank lives in the LangGraph server's own store
 (``langgraph.store.json`` sets ``INTERCASCADE_BANK=store``): only the served graph
 can open it, and it cannot have a bank folder too (see
-:mod:`~langchain_intercascade.server.store`).
+:mod:`~langchain_intercascade.server.store`). ``INTERCASCADE_TEACHER_RECORDS=store``
+likewise keeps the teacher's records in the server's store.
 """
 
 from __future__ import annotations
@@ -45,12 +48,18 @@ from typing import Any, Literal
 
 from langchain_core.embeddings import Embeddings
 from langchain_core.language_models import BaseChatModel
+from langgraph.store.base import BaseStore
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from langchain_intercascade.bank import StrategyBank
 from langchain_intercascade.calibration import ThresholdCalibration
 from langchain_intercascade.labels import LabelSet
 from langchain_intercascade.options import CascadeOptions, fold_options
+from langchain_intercascade.teacher_records import (
+    JsonlTeacherRecorder,
+    StoreTeacherRecorder,
+    TeacherRecorder,
+)
 from langchain_intercascade.testing import BagOfWordsEmbeddings, fake_label_models, fake_models
 
 ENV_PREFIX = "INTERCASCADE_"
@@ -76,6 +85,8 @@ OTHER_VARIABLES = {
 
 BankPlace = Literal["local", "store"]
 """Where the bank lives: in this process (``local``) or in the LangGraph server's store."""
+
+_SERVED_ONLY = "only the served graph can open it"
 
 
 class ConfigurationError(ValueError):
@@ -107,7 +118,11 @@ class CascadeSettings(BaseModel):
             the cascade answers with one of its labels, with the options of
             :meth:`LabelSet.options <langchain_intercascade.labels.LabelSet.options>`
             under the options given here.
-        options: The cascade's options.
+        teacher_records: Record the teacher's answers (the option ``record_to``):
+            to a JSONL file (one process), or ``store``, the LangGraph server's
+            store, which only the served graph can open; None records nothing.
+        options: The cascade's options (:meth:`cascade_options` adds the
+            teacher's recorder).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -119,6 +134,7 @@ class CascadeSettings(BaseModel):
     bank_dir: Path | None = None
     max_tokens: int = Field(default=384, ge=1)
     labels: Path | None = None
+    teacher_records: Literal["store"] | Path | None = None
     options: CascadeOptions = Field(default_factory=CascadeOptions)
 
     @model_validator(mode="before")
@@ -136,12 +152,47 @@ class CascadeSettings(BaseModel):
         return self
 
     @model_validator(mode="after")
+    def _one_recorder(self) -> CascadeSettings:
+        if self.teacher_records is not None and self.options.record_to is not None:
+            raise ValueError("give teacher_records or the option record_to, not both")
+        return self
+
+    @model_validator(mode="after")
     def _label_task(self) -> CascadeSettings:
         label_set = self.label_set()
         if label_set is not None:
             explicit = {name: getattr(self.options, name) for name in self.options.model_fields_set}
             self.options = label_set.options(**explicit)
         return self
+
+    def cascade_options(self, store: BaseStore | None = None) -> CascadeOptions:
+        """The cascade's options, with the recorder :attr:`teacher_records` names.
+
+        Build them once per cascade: a recorder counts what it skipped and failed.
+
+        Args:
+            store: The LangGraph server's store, for ``teacher_records="store"``.
+
+        Returns:
+            :attr:`options`, recording as :attr:`teacher_records` says.
+
+        Raises:
+            ConfigurationError: If the records go to the server's store and no
+                store was given.
+        """
+        recorder: TeacherRecorder
+        if self.teacher_records is None:
+            return self.options
+        if self.teacher_records != "store":
+            recorder = JsonlTeacherRecorder(self.teacher_records)
+        elif store is None:
+            raise ConfigurationError(
+                f"the teacher's records go to the LangGraph server's store "
+                f"({ENV_PREFIX}TEACHER_RECORDS=store): {_SERVED_ONLY}"
+            )
+        else:
+            recorder = StoreTeacherRecorder(store)
+        return self.options.model_copy(update={"record_to": recorder})
 
     def label_set(self) -> LabelSet | None:
         """The label task's labels, read from :attr:`labels` (None without a label file).
@@ -302,7 +353,7 @@ class CascadeSettings(BaseModel):
         if self.bank == "store":
             raise ConfigurationError(
                 f"the bank is in the LangGraph server's store ({ENV_PREFIX}BANK=store): "
-                "only the served graph can open it"
+                f"{_SERVED_ONLY}"
             )
         embeddings = embeddings or self.embeddings()
         if self.bank_dir is None or not self.bank_dir.exists():

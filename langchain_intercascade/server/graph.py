@@ -10,6 +10,9 @@ Several replicas must not share one folder: each would overwrite the others'
 strategies. ``langgraph.store.json`` keeps the bank in the server's own store
 instead (``INTERCASCADE_BANK=store``; :mod:`~langchain_intercascade.server.store`),
 which every replica shares and which saves each write itself.
+``INTERCASCADE_TEACHER_RECORDS`` records the teacher's answers of deferred turns
+(:mod:`~langchain_intercascade.teacher_records`): to a JSONL file, or with
+``store`` as items of the server's store.
 
 Behind LangGraph's auth (``langgraph.auth.json``, with the example
 :mod:`~langchain_intercascade.server.auth`), each run reads and writes only the
@@ -123,12 +126,14 @@ class Cascade:
 
     Args:
         settings: What to build.
-        bank: The bank; None loads the settings' ``local`` bank
-            (:meth:`CascadeSettings.load_bank`).
+        bank: The bank; None loads the settings' bank: from ``store`` with
+            ``bank="store"``, else the ``local`` one (:meth:`CascadeSettings.load_bank`).
         models: The weak and strong models; None builds them from the settings.
+        store: The LangGraph server's store, for a bank or teacher records kept in it.
 
     Attributes:
         settings: The settings it was built from.
+        options: The cascade's options (:meth:`CascadeSettings.cascade_options`).
         weak: The weak model.
         strong: The strong model.
         bank: The strategy bank.
@@ -141,12 +146,16 @@ class Cascade:
         *,
         bank: StrategyBank | None = None,
         models: tuple[BaseChatModel, BaseChatModel] | None = None,
+        store: BaseStore | None = None,
     ) -> None:
         self.settings = settings
+        self.options = settings.cascade_options(store)
         self.weak, self.strong = models if models is not None else settings.models()
+        if bank is None and store is not None and settings.bank == "store":
+            bank = server_bank(store)
         self.bank = bank if bank is not None else settings.load_bank()
         self.graph = create_intercascade(
-            self.weak, self.strong, bank=self.bank, options=settings.options
+            self.weak, self.strong, bank=self.bank, options=self.options
         )
         # Only a folder is saved; a store bank would be read whole for nothing.
         self._saved = bank_fingerprint(self.bank) if settings.bank_dir is not None else ""
@@ -172,7 +181,7 @@ class Cascade:
     def chat_model(self) -> ChatInterCascade:
         """The same cascade (models, bank, options) as a chat model."""
         return ChatInterCascade(
-            weak=self.weak, strong=self.strong, bank=self.bank, options=self.settings.options
+            weak=self.weak, strong=self.strong, bank=self.bank, options=self.options
         )
 
 
@@ -197,18 +206,23 @@ def _served_models() -> tuple[BaseChatModel, BaseChatModel]:
 # One cascade per store object; the server keeps one store, so in practice one in all.
 @cache
 def _build_served(store: BaseStore | None) -> Cascade:
-    bank = server_bank(store) if store is not None else None
-    return Cascade(_served_settings(), bank=bank, models=_served_models())
+    return Cascade(_served_settings(), models=_served_models(), store=store)
 
 
 def _served(store: BaseStore | None = None) -> Cascade:
-    """The served cascade: on ``store`` if ``INTERCASCADE_BANK=store``, else on its local bank."""
+    """The served cascade: on ``store`` when the settings keep the bank or records there."""
     with _serving:  # concurrent first requests must not load the models twice
-        if _served_settings().bank != "store":
+        settings = _served_settings()
+        in_store = [
+            f"{ENV_PREFIX}{name.upper()}=store"
+            for name in ("bank", "teacher_records")
+            if getattr(settings, name) == "store"
+        ]
+        if not in_store:
             return _build_served(None)
         if store is None:
             raise ConfigurationError(
-                f"{ENV_PREFIX}BANK=store needs the server's store, which a LangGraph server "
+                f"{' and '.join(in_store)} needs the server's store, which a LangGraph server "
                 "(langgraph-api 0.7.30 or later) passes the graph factory"
             )
         return _build_served(store)

@@ -1,9 +1,9 @@
 """`langgraph dev` with langgraph.store.json: the bank is items of the server's own store.
 
-The server runs the scripted fake models (INTERCASCADE_FAKE=1). The config is the
-repository's langgraph.store.json with two changes for the test: the store index's
-embeddings file is named by its absolute path, so that the server can run in a
-temporary folder (it keeps its state in ./.langgraph_api), and ``dims`` is the
+So are the teacher's records (INTERCASCADE_TEACHER_RECORDS=store). The server runs the scripted
+fake models (INTERCASCADE_FAKE=1). The config is the repository's langgraph.store.json with two
+changes for the test: the store index's embeddings file is named by its absolute path, so that the
+server can run in a temporary folder (it keeps its state in ./.langgraph_api), and ``dims`` is the
 scripted embeddings' 256.
 """
 
@@ -42,7 +42,8 @@ def store_config(folder: Path) -> Path:
 
 @pytest.fixture
 def server_url(tmp_path: Path) -> Iterator[str]:
-    with langgraph_dev(store_config(tmp_path), tmp_path, {"INTERCASCADE_FAKE": "1"}) as url:
+    env = {"INTERCASCADE_FAKE": "1", "INTERCASCADE_TEACHER_RECORDS": "store"}
+    with langgraph_dev(store_config(tmp_path), tmp_path, env) as url:
         yield url
 
 
@@ -70,6 +71,10 @@ def test_the_served_bank_is_items_of_the_servers_store(server_url: str, tmp_path
     assert item["score"] is not None
     assert item["value"]["strategy"]["title"] == "Total from equal groups"
     assert item["value"]["times_accepted"] == 1
+    # The deferred turn's teacher record is an item too; the accepted one has none.
+    (record,) = client.store.search_items(("intercascade_teacher", "default"))["items"]
+    assert record["value"]["answer"] == first["answer"]
+    assert record["value"]["strategy_id"] == stored["id"]
     # ... and no bank folder was written.
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         ".langgraph_api",

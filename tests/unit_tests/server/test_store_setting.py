@@ -166,3 +166,34 @@ async def test_a_store_bank_needs_the_servers_store() -> None:
     with pytest.raises(ConfigurationError, match="needs the server's store"):
         async with make_graph({"configurable": {}}):
             pass
+
+
+@pytest.fixture
+def recording(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """``make_graph`` serving the scripted models, a local bank and records in the store."""
+    monkeypatch.setenv("INTERCASCADE_FAKE", "1")
+    monkeypatch.setenv("INTERCASCADE_TEACHER_RECORDS", "store")
+    monkeypatch.delenv("INTERCASCADE_BANK", raising=False)
+    monkeypatch.delenv("INTERCASCADE_BANK_DIR", raising=False)
+    forget_served()
+    yield
+    forget_served()
+
+
+@pytest.mark.usefixtures("recording")
+async def test_make_graph_records_the_teachers_answers_in_the_servers_store() -> None:
+    store = InMemoryStore()
+    caller = {"configurable": {"langgraph_auth_user_id": "tenant-a"}}
+    async with make_graph(caller, runtime(store)) as graph:
+        out = await graph.ainvoke(APPLES)
+    assert out["route"] == "strong" and out["errors"] == []
+    (item,) = store.search(("intercascade_teacher", "tenant-a"))
+    assert item.value["answer"] == out["answer"] and item.value["tenant"] == "tenant-a"
+    assert not store.search(("intercascade", "tenant-a"))  # the bank stays local
+
+
+@pytest.mark.usefixtures("recording")
+async def test_records_in_the_store_need_the_servers_store() -> None:
+    with pytest.raises(ConfigurationError, match="TEACHER_RECORDS=store needs the server's store"):
+        async with make_graph({"configurable": {}}):
+            pass
