@@ -149,3 +149,22 @@ def test_each_tenant_has_its_own_strong_call_budget_in_the_servers_store(budget_
     assert refused["budget"]["calls_limit"] == 1
     b_first = ask(tenant_b, FIRST).model_extra["intercascade"]
     assert (b_first["route"], b_first["budget"]["tenant"]) == ("strong", "tenant-b")
+
+
+@pytest.fixture(scope="module")
+def raise_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    env = {"INTERCASCADE_FAKE": "1", "INTERCASCADE_BUDGET": '{"calls": 0, "over": "raise"}'}
+    folder = tmp_path_factory.mktemp("server_openai_raise")
+    with langgraph_dev(ROOT / "langgraph.json", folder, env) as url:
+        yield url
+
+
+def test_a_turn_over_a_raising_budget_answers_429_as_a_spent_quota(raise_url: str) -> None:
+    model = client(raise_url)
+    with pytest.raises(openai.RateLimitError) as refused:
+        ask(model, FIRST)
+    assert refused.value.status_code == 429 and refused.value.code == "budget_exceeded"
+    assert "over its strong-call budget" in refused.value.message
+    # Streamed, the refusal is the stream's error event, in OpenAI's error format.
+    with pytest.raises(openai.APIError, match="over its strong-call budget"):
+        list(ask(model, FIRST, stream=True))
