@@ -180,9 +180,9 @@ class CascadeSettings(BaseModel):
             ConfigurationError: If the records go to the server's store and no
                 store was given.
         """
-        recorder: TeacherRecorder
         if self.teacher_records is None:
             return self.options
+        recorder: TeacherRecorder
         if self.teacher_records != "store":
             recorder = JsonlTeacherRecorder(self.teacher_records)
         elif store is None:
