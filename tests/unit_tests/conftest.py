@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+
 import pytest
 
 from langchain_intercascade import StrategyBank
@@ -61,3 +63,20 @@ def forget_served() -> None:
         server_store.served_embeddings,
     ):
         cached.cache_clear()
+
+
+@pytest.fixture
+def serve(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., None]]:
+    """Set the served graph's settings: the scripted models and an in-memory bank, unless
+    ``serve(BANK="store", ...)`` says otherwise (``INTERCASCADE_`` is added to each name)."""
+
+    def settings(**env: str) -> None:
+        for name in ("BANK", "BANK_DIR", "TEACHER_RECORDS"):
+            monkeypatch.delenv(f"INTERCASCADE_{name}", raising=False)
+        monkeypatch.setenv("INTERCASCADE_FAKE", "1")
+        for name, value in env.items():
+            monkeypatch.setenv(f"INTERCASCADE_{name}", value)
+        forget_served()
+
+    yield settings
+    forget_served()

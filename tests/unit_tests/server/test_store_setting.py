@@ -8,7 +8,7 @@ indexed as langgraph.store.json indexes the server's).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -120,14 +120,9 @@ def runtime(store: InMemoryStore) -> Any:
 
 
 @pytest.fixture
-def served(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def served(serve: Callable[..., None]) -> None:
     """``make_graph`` serving the scripted models with the bank in the server's store."""
-    monkeypatch.setenv("INTERCASCADE_FAKE", "1")
-    monkeypatch.setenv("INTERCASCADE_BANK", "store")
-    monkeypatch.delenv("INTERCASCADE_BANK_DIR", raising=False)
-    forget_served()
-    yield
-    forget_served()
+    serve(BANK="store")
 
 
 @pytest.mark.usefixtures("served")
@@ -169,15 +164,9 @@ async def test_a_store_bank_needs_the_servers_store() -> None:
 
 
 @pytest.fixture
-def recording(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def recording(serve: Callable[..., None]) -> None:
     """``make_graph`` serving the scripted models, a local bank and records in the store."""
-    monkeypatch.setenv("INTERCASCADE_FAKE", "1")
-    monkeypatch.setenv("INTERCASCADE_TEACHER_RECORDS", "store")
-    monkeypatch.delenv("INTERCASCADE_BANK", raising=False)
-    monkeypatch.delenv("INTERCASCADE_BANK_DIR", raising=False)
-    forget_served()
-    yield
-    forget_served()
+    serve(TEACHER_RECORDS="store")
 
 
 @pytest.mark.usefixtures("recording")

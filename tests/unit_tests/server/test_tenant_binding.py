@@ -6,12 +6,12 @@ and ``make_graph`` is entered with the config the server passes it.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from conftest import APPLES, APPLES_SIBLING, forget_served
+from conftest import APPLES, APPLES_SIBLING
 
 pytest.importorskip("langgraph_sdk", reason="the server extra is not installed")
 
@@ -131,14 +131,9 @@ def test_a_caller_naming_another_namespace_is_refused(claimed: Any) -> None:
 
 
 @pytest.fixture
-def served(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def served(serve: Callable[..., None]) -> None:
     """``make_graph`` serving the scripted models, with a fresh in-memory bank."""
-    monkeypatch.setenv("INTERCASCADE_FAKE", "1")
-    monkeypatch.delenv("INTERCASCADE_BANK_DIR", raising=False)
-    monkeypatch.delenv("INTERCASCADE_BANK", raising=False)
-    forget_served()
-    yield
-    forget_served()
+    serve()
 
 
 @pytest.mark.usefixtures("served")
